@@ -59,3 +59,20 @@ def test_groups_start_from_the_same_state():
     task = suite.tasks("train", 1, seed=5)[0]
     first = [asyncio.run(suite.make().reset(task)) for _ in range(3)]
     assert len({o.text for o in first}) == 1 and len({o.anchor for o in first}) == 1
+
+
+def test_small_rooms_cap_receptacles_and_distractors_and_stay_solvable():
+    suite = make_suite("household", max_receptacles=5, distractors=[1, 2])
+    tasks = suite.tasks("train", 60, seed=4)
+    for task in tasks:
+        obs = asyncio.run(suite.make().reset(task))
+        listed = obs.text.split("you see ")[1].split(".")[0].split(", ")
+        assert len(listed) <= 5, obs.text
+        step = asyncio.run(_play(suite, task))
+        assert step.info["success"], task
+    full = make_suite("household").tasks("train", 60, seed=4)
+    assert all(t.data["max_receptacles"] is None for t in full)
+    with pytest.raises(ValueError, match="max_receptacles=2"):
+        make_suite("household", max_receptacles=2)
+    with pytest.raises(ValueError, match=r"distractors=\[3, 1\]"):
+        make_suite("household", distractors=[3, 1])

@@ -178,20 +178,29 @@ class HouseholdSuite:
 
     def __init__(self, *, max_steps: int = 50, success_reward: float = 10.0,
                  anchor: str = "observation", task_types: list[str] | None = None,
-                 oracle: str = "explore") -> None:
+                 oracle: str = "explore", max_receptacles: int | None = None,
+                 distractors: tuple[int, int] | list[int] = (4, 9)) -> None:
         if oracle not in ("explore", "privileged"):
             raise ValueError(f"env.options.oracle={oracle!r}: allowed are 'explore', 'privileged'")
+        if max_receptacles is not None and max_receptacles < 3:
+            raise ValueError(f"env.options.max_receptacles={max_receptacles}: allowed are null "
+                             "(the full room) or an integer >= 3")
+        low, high = distractors
+        if not 0 <= low <= high:
+            raise ValueError(f"env.options.distractors={list(distractors)}: allowed is [low, high] "
+                             "with 0 <= low <= high")
+        self.room = {"max_receptacles": max_receptacles, "distractors": (low, high)}
         self.env_options = dict(max_steps=max_steps, success_reward=success_reward, anchor=anchor)
         self.explore = oracle == "explore"
         self.task_types = tuple(task_types or TASK_TYPES)
         HouseholdEnv(**self.env_options)  # validate options now, not at the first episode
-        make_tasks("train", 1, 0, self.task_types)
+        make_tasks("train", 1, 0, self.task_types, **self.room)
 
     def make(self) -> HouseholdEnv:
         return HouseholdEnv(**self.env_options)
 
     def tasks(self, split: str, count: int, seed: int) -> list[Task]:
-        return make_tasks(split, count, seed, self.task_types)
+        return make_tasks(split, count, seed, self.task_types, **self.room)
 
     def oracle(self, task: Task) -> HouseholdOracle:
         return HouseholdOracle(task, explore=self.explore)

@@ -94,8 +94,14 @@ _STATE = {"pick_clean_then_place_in_recep": "clean", "pick_heat_then_place_in_re
 _APPLIANCE = {"clean": "sinkbasin", "hot": "microwave", "cool": "fridge"}
 
 
-def make_tasks(split: str, count: int, seed: int, task_types: tuple[str, ...] = TASK_TYPES) -> list[Task]:
-    """`count` tasks of `split`, cycling through `task_types`; fully determined by `seed`."""
+def make_tasks(split: str, count: int, seed: int, task_types: tuple[str, ...] = TASK_TYPES, *,
+               max_receptacles: int | None = None,
+               distractors: tuple[int, int] = (4, 9)) -> list[Task]:
+    """`count` tasks of `split`, cycling through `task_types`; fully determined by `seed`.
+
+    `max_receptacles` caps a room's receptacles and `distractors` bounds the other objects
+    placed in it: small rooms are a curriculum for small models (and short prompts).
+    """
     if split not in SPLITS:
         raise ValueError(f"household split={split!r}: allowed are {list(SPLITS)}")
     unknown = set(task_types) - set(TASK_TYPES)
@@ -107,7 +113,8 @@ def make_tasks(split: str, count: int, seed: int, task_types: tuple[str, ...] = 
         rng = random.Random(_digest(split, seed, i))
         for _ in range(1000):  # rejection sampling of an admissible (room, layout, goal)
             data = {"kind": kind, "room": rng.choice(_rooms_for(kind)),
-                    "layout": _pick_layout(rng, split), "seed": rng.randrange(1 << 30)}
+                    "layout": _pick_layout(rng, split), "seed": rng.randrange(1 << 30),
+                    "max_receptacles": max_receptacles, "distractors": list(distractors)}
             world = build_world(data)
             if world is not None and _pair_in_split(world.goal, split):
                 break
@@ -123,7 +130,7 @@ def build_world(data: dict) -> World | None:
     kind, room_name = data["kind"], data["room"]
     room = ROOMS[room_name]
     rng = random.Random(_digest("world", room_name, data["layout"], data["seed"]))
-    receptacles = _layout(room_name, data["layout"])
+    receptacles = _layout(room_name, data["layout"], data.get("max_receptacles"))
     candidates = _goal_objects(kind, room)
     if not candidates:
         return None
@@ -133,6 +140,8 @@ def build_world(data: dict) -> World | None:
     if kind != "look_at_obj_in_light":
         # A target must be able to hold the object, and is never the appliance the task needs.
         appliance = _APPLIANCE.get(state)
+        if appliance and not any(_type(n) == appliance for n in receptacles):
+            return None  # a capped room may lack the sink, microwave or fridge the task needs
         targets = [t for t in room.targets if t != appliance and can_contain(t, obj_type)
                    and any(_type(n) == t for n in receptacles)]
         if not targets:
@@ -154,7 +163,7 @@ def build_world(data: dict) -> World | None:
     for _ in range(goal.count + rng.randint(0, 1)):
         _place(receptacles, rng.choice(sources), obj_type, counters)
     distractors = [o for o in room.objects if o != obj_type]
-    for _ in range(rng.randint(4, 9)):
+    for _ in range(rng.randint(*data.get("distractors", (4, 9)))):
         other = rng.choice(distractors)
         spots = [n for n in receptacles if can_contain(_type(n), other)]
         if spots:
@@ -164,7 +173,7 @@ def build_world(data: dict) -> World | None:
     return World(receptacles=receptacles, goal=goal)
 
 
-def _layout(room_name: str, layout: int) -> dict[str, Receptacle]:
+def _layout(room_name: str, layout: int, cap: int | None = None) -> dict[str, Receptacle]:
     rng = random.Random(_digest("layout", room_name, layout))
     receptacles: dict[str, Receptacle] = {}
     for rec_type, (low, high) in ROOMS[room_name].receptacles.items():
@@ -174,7 +183,7 @@ def _layout(room_name: str, layout: int) -> dict[str, Receptacle]:
             receptacles[name] = Receptacle(name, openable=openable, is_open=not openable)
     order = list(receptacles)
     rng.shuffle(order)
-    return {n: receptacles[n] for n in order}
+    return {n: receptacles[n] for n in order[:cap]}
 
 
 def _goal_objects(kind: str, room: RoomKind) -> list[str]:
