@@ -57,6 +57,12 @@ class RolloutConfig(Section):
     top_k: int = Field(0, ge=0)
     show_admissible: bool = True
     max_concurrency: int = Field(128, ge=1)
+    # Rollout scheduling and checks (rollouts.orchestrator, agent.chat, rollouts.staleness).
+    schedule: Literal["async", "lockstep"] = "async"  # lockstep: verl-agent's loop, a baseline
+    max_tool_concurrency: int = Field(64, ge=1)  # environment steps / tool calls in flight
+    stop: list[str] = Field(default_factory=list)  # stop sequences for every response
+    template_mismatch: Literal["keep", "fail"] = "keep"  # template rewrites history: keep ids
+    max_staleness: int = Field(0, ge=0)  # train on samples at most this many versions old
 
 
 class CreditConfig(Section):
@@ -131,6 +137,4 @@ class Config(Section):
             )
         if self.train.backend == "deepspeed":
             raise ValueError("train.backend='deepspeed' is not available yet; allowed: 'torch'")
-        if self.engine.kind == "vllm":
-            raise ValueError("engine.kind='vllm' is not available yet; allowed: 'hf'")
         return self

@@ -24,6 +24,7 @@ from ..rollouts.batch import build_batch
 from ..rollouts.episode import EpisodeSettings
 from ..rollouts.metrics import summarize
 from ..rollouts.orchestrator import Orchestrator
+from ..rollouts.staleness import split_stale
 from .backends.torch_backend import TorchBackend
 from .config import Config
 from .models import load_policy, pick_device, resolve_model
@@ -63,15 +64,20 @@ async def _train(cfg: Config, echo) -> RunResult:
     formatter = ChatFormatter(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else formatter.eos_id
     r = cfg.rollout
-    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
+    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                              stop=tuple(r.stop))
     settings = EpisodeSettings(mode=r.mode, history=r.history, max_turns=r.max_turns,
                                max_tokens_per_turn=r.max_tokens_per_turn,
                                max_episode_tokens=r.max_episode_tokens,
-                               show_admissible=r.show_admissible, sampling=sampling)
-    orchestrator = Orchestrator(engine, suite, formatter, settings, max_concurrency=r.max_concurrency)
+                               show_admissible=r.show_admissible, sampling=sampling,
+                               template_mismatch=r.template_mismatch)
+    orchestrator = Orchestrator(engine, suite, formatter, settings,
+                                max_concurrency=r.max_concurrency,
+                                max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
+                                quiet=cfg.log.quiet)
     eval_tasks = suite.tasks(cfg.eval.split, cfg.eval.tasks, cfg.seed + 1) if cfg.eval.tasks else []
     greedy = EpisodeSettings(**{**settings.__dict__, "sampling": SamplingParams(
-        temperature=0.0 if cfg.eval.greedy else r.temperature)})
+        temperature=0.0 if cfg.eval.greedy else r.temperature, stop=tuple(r.stop))})
 
     async def evaluate(tag: str) -> dict[str, float]:
         if not eval_tasks:
@@ -107,6 +113,9 @@ async def _train(cfg: Config, echo) -> RunResult:
 
         tick = time.perf_counter()
         usable = [t for t in trajs if t.turns and t.status != "failed"]
+        # Off-policy guard: refuse samples from a policy older than max_staleness versions.
+        usable, stale = split_stale(usable, current_version=engine.version,
+                                    max_staleness=r.max_staleness)
         per_turn = credit.compute(cfg.credit.estimator, usable, cfg.credit.options)
         batch = build_batch(usable, pad_id=pad_id)
         credit.assign_advantages(batch, per_turn)
@@ -126,6 +135,7 @@ async def _train(cfg: Config, echo) -> RunResult:
         metrics = {
             "iteration": iteration + 1,
             "policy_version": engine.version,
+            "rollout/stale_dropped": float(len(stale)),
             **summarize(trajs),
             **{f"train/{k}": v for k, v in train_metrics.items()},
             "train/loss": train_metrics["pg_loss"],
