@@ -32,6 +32,19 @@ def test_concurrent_requests_share_prefills_and_decode_steps(tiny_path, tokenize
     assert engine.stats["rows_sum"] == 27
 
 
+def test_rows_in_flight_never_exceed_max_batch(tiny_path, tokenizer):
+    engine = make_engine("hf", tiny_path, tokenizer, max_batch=2, batch_wait_ms=0)
+    params = SamplingParams(max_tokens=6, temperature=1.0, ignore_eos=True)
+
+    async def run():
+        return await asyncio.gather(*[engine.generate(p, params)
+                                      for p in _prompts(tokenizer) * 2])
+
+    completions = asyncio.run(run())
+    assert [len(c.token_ids) for c in completions] == [6] * 6
+    assert engine.stats["peak_rows"] == 2  # the other requests waited for a free row
+
+
 def test_requests_joining_mid_generation_are_exact(tiny_path, tokenizer):
     """A request that arrives while a batch is decoding joins it and gets the same tokens."""
     engine = make_engine("hf", tiny_path, tokenizer, batch_wait_ms=0)

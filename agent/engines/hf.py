@@ -78,7 +78,8 @@ class HFEngine:
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.pad_id = _pad_id(self.model, self.tokenizer)
         self.version = 0
-        self.stats = {"requests": 0, "decode_steps": 0, "prefills": 0, "tokens": 0, "rows_sum": 0}
+        self.stats = {"requests": 0, "decode_steps": 0, "prefills": 0, "tokens": 0, "rows_sum": 0,
+                      "peak_rows": 0}
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._lock = threading.Lock()  # held for every forward and every weight load
         self._in_flight = 0
@@ -163,7 +164,8 @@ class HFEngine:
         rows: list[_Row] = []
         state: BatchState | None = None
         while True:
-            incoming = self._take_requests(block=not rows)
+            # Rows in flight never exceed max_batch; the rest wait in the queue for a free row.
+            incoming = self._take_requests(self.max_batch - len(rows), block=not rows)
             if incoming is None:
                 for row in rows:
                     _resolve_error(row.request, RuntimeError("engine closed"))
@@ -196,8 +198,8 @@ class HFEngine:
                     _resolve_error(request, exc)
                 rows, state = [], None
 
-    def _take_requests(self, *, block: bool) -> list[_Request] | None:
-        """Collect waiting requests; when idle, wait for one and then a short window for more."""
+    def _take_requests(self, room: int, *, block: bool) -> list[_Request] | None:
+        """Up to `room` waiting requests; when idle, wait for one and then a short window."""
         taken: list[_Request] = []
         if block:
             first = self._queue.get()
@@ -205,7 +207,7 @@ class HFEngine:
                 return None
             taken.append(first)
             deadline = time.perf_counter() + self.batch_wait_s
-            while len(taken) < self.max_batch:
+            while len(taken) < room:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -217,7 +219,7 @@ class HFEngine:
                     self._queue.put(None)
                     break
                 taken.append(item)
-        while len(taken) < self.max_batch:
+        while len(taken) < room:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -292,6 +294,7 @@ class HFEngine:
         state.next_logits = out.logits[:, -1].float()
         self.stats["decode_steps"] += 1
         self.stats["rows_sum"] += len(rows)
+        self.stats["peak_rows"] = max(self.stats["peak_rows"], len(rows))
 
     def _finish(self, row: _Row) -> None:
         reason, stop = row.finish
