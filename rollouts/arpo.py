@@ -127,7 +127,8 @@ async def arpo_rollout(
             for finished in done:
                 running.discard(finished)
                 finished.result()  # a bug in one episode stops the rollout
-    finally:
+    finally:  # on an error, stop the other episodes before it propagates
         for task in running:
             task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
     return [trajectory for group in results for _, trajectory in sorted(group, key=lambda x: x[0])]

@@ -105,6 +105,17 @@ def test_budgets_and_stop_sequences(tokenizer):
     assert len(traj.full_ids()) - len(last.observation_ids) <= 60
 
 
+def test_per_step_prompts_show_a_window_of_recent_pairs(tokenizer):
+    settings = EpisodeSettings(mode="per_step", history=1, max_turns=5)
+    orch = orchestrator(tokenizer, CountingSuite(), settings=settings)
+    [traj] = asyncio.run(orch.rollout(tasks(3), group_size=1, tag="w"))
+    third = tokenizer.decode(traj.turns[2].prompt_ids)
+    # Turn 3 sees the last (observation, action) pair only, then the current observation.
+    assert "[Observation 2: after 1:" in third and "[Action 2:" in third
+    assert "[Observation 1:" not in third and "after 2:" in third
+    assert all(t.observation_ids == [] for t in traj.turns)  # rows are prompt + response
+
+
 def test_concurrency_limits_hold(tokenizer):
     recorder = Recorder(delays={f"t{i}": 0.01 for i in range(6)})
     orch = orchestrator(tokenizer, recorder, max_concurrency=3, max_tool_concurrency=2)
