@@ -1,20 +1,24 @@
-"""One episode: the agent generates, the environment answers, until done or out of budget.
+"""One episode as a small state machine: reset, then generate / step the environment, then close.
 
-The context grows by appending ids (see `agent.chat`), so every id a `Turn` records is the id the
-engine produced or saw. Failures of the environment end the episode as `failed` with the error
-recorded; they never propagate.
+The schedulers drive it: the async orchestrator runs each episode's loop as its own task, the
+lock-step baseline moves all episodes one phase at a time, and ARPO forks an episode after a
+tool result into copies that share its prefix. The context grows by appending ids (see
+`agent.chat`), so every id a `Turn` records is an id the engine produced or saw. Failures of the
+environment end the episode as `failed` with the error recorded; they never propagate.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from ..agent.chat import ChatFormatter
+from ..agent.chat import ChatFormatter, Conversation, MismatchPolicy
 from ..agent.engines.base import Completion, SamplingParams
 from ..agent.prompts import observation_text, per_step_messages
 from ..envs.base import Env, Observation, Task
+from .entropy import first_tokens_entropy
 from .trajectory import SampleMode, Trajectory, Turn
 
 # The policy: given the prompt ids and the observation they encode, produce a completion.
@@ -29,120 +33,196 @@ class EpisodeSettings:
     max_tokens_per_turn: int = 256
     max_episode_tokens: int = 4096  # full_trajectory: context length; per_step: tokens generated
     show_admissible: bool = True
-    sampling: SamplingParams = field(default_factory=SamplingParams)
+    sampling: SamplingParams = field(default_factory=SamplingParams)  # stop sequences live here
+    template_mismatch: MismatchPolicy = "keep"  # full_trajectory: see agent.chat.Conversation
+    entropy_tokens: int = 20  # ARPO's k, used when sampling asks for top logprobs
 
 
-async def run_episode(
-    act: Act,
-    env: Env,
-    task: Task,
-    formatter: ChatFormatter,
-    settings: EpisodeSettings,
-    *,
-    uid: str,
-    traj_id: str,
-    seed: int | None = None,
-) -> Trajectory:
-    """Play `task` in `env` with the policy `act`; return the episode's trajectory."""
-    started = time.perf_counter()
-    traj = Trajectory(uid=uid, traj_id=traj_id, mode=settings.mode, prompt_ids=[],
-                      task_id=task.id, task_kind=task.kind)
-    if task.answer is not None:
-        traj.info["answer"] = task.answer  # the gold answer, for IGPO's scoring pass
-    try:
-        obs = await env.reset(task)
-    except Exception as exc:  # a broken environment costs this episode, not the run
-        await _close(env, traj)
-        return _fail(traj, f"env.reset raised {type(exc).__name__}: {exc}", started)
-    traj.initial_observation = obs.text
-    system = getattr(env, "system_prompt", "")
-    goal = obs.info.get("goal")
-    shown = observation_text(obs.text, obs.admissible_actions, show_admissible=settings.show_admissible)
-    first = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": shown}]
-    context = formatter.encode(first)
-    traj.prompt_ids = list(context)
-    history: list[tuple[str, str]] = []
-    generated = 0
-    traj.status = "truncated"  # unless the environment says done
-    for t in range(settings.max_turns):
-        if settings.mode == "per_step":
-            prompt = formatter.encode(per_step_messages(
-                system=system, goal=goal, observation=shown,
-                history=history[-settings.history:] if settings.history else [], step=t))
-            room = settings.max_episode_tokens - generated
+class Episode:
+    """The state of one episode in flight; `fork` copies it to continue independently."""
+
+    def __init__(self, act: Act, env: Env, task: Task, formatter: ChatFormatter,
+                 settings: EpisodeSettings, *, uid: str, traj_id: str,
+                 seed: int | None = None) -> None:
+        self.act, self.env, self.task = act, env, task
+        self.formatter, self.settings = formatter, settings
+        self.seed = seed
+        self.traj = Trajectory(uid=uid, traj_id=traj_id, mode=settings.mode, prompt_ids=[],
+                               task_id=task.id, task_kind=task.kind)
+        if task.answer is not None:
+            self.traj.info["answer"] = task.answer  # the gold answer, for IGPO's scoring pass
+        self.ready = False  # reset has run (a fork starts ready)
+        self.done = False
+        self.obs: Observation | None = None
+        self.shown = ""  # the observation as the agent reads it
+        self.system = ""
+        self.conversation: Conversation | None = None  # full_trajectory context
+        self.history: list[tuple[str, str]] = []  # per_step window source
+        self.generated = 0
+        self.started = time.perf_counter()
+
+    @property
+    def turn(self) -> int:
+        """Index of the next turn to generate."""
+        return len(self.traj.turns)
+
+    async def reset(self) -> None:
+        """Start the environment and build the first prompt."""
+        self.started = time.perf_counter()
+        self.ready = True
+        try:
+            self.obs = await self.env.reset(self.task)
+        except Exception as exc:  # a broken environment costs this episode, not the run
+            self._fail(f"env.reset raised {type(exc).__name__}: {exc}")
+            return
+        self.traj.initial_observation = self.obs.text
+        self.system = getattr(self.env, "system_prompt", "")
+        self.shown = self._show(self.obs)
+        first = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": self.shown}]
+        self.conversation = Conversation(self.formatter, first,
+                                         on_mismatch=self.settings.template_mismatch)
+        self.traj.prompt_ids = list(self.conversation.ids)
+        self.traj.status = "truncated"  # unless the environment says done
+
+    async def generate(self) -> Turn | None:
+        """Generate the next response; None when the episode ends instead (budget, empty)."""
+        s = self.settings
+        if self.done:
+            return None
+        if self.turn >= s.max_turns:
+            self._stop("max_turns")
+            return None
+        if s.mode == "per_step":
+            prompt = self.formatter.encode(per_step_messages(
+                system=self.system, goal=self.obs.info.get("goal"), observation=self.shown,
+                history=self.history[-s.history:] if s.history else [], step=self.turn))
+            room = s.max_episode_tokens - self.generated
         else:
-            prompt = context
-            room = settings.max_episode_tokens - len(context)
-        budget = min(settings.max_tokens_per_turn, room)
+            prompt = self.conversation.ids
+            room = s.max_episode_tokens - len(prompt)
+        budget = min(s.max_tokens_per_turn, room)
         if budget < 1:
-            traj.info["stop"] = "max_episode_tokens"
-            break
-        params = replace(settings.sampling, max_tokens=budget,
-                         seed=None if seed is None else seed * 1000 + t)
-        gen_started = time.perf_counter()
-        completion = await act(prompt, obs, params)
-        gen_seconds = time.perf_counter() - gen_started
+            self._stop("max_episode_tokens")
+            return None
+        params = replace(s.sampling, max_tokens=budget,
+                         seed=None if self.seed is None else self.seed * 1000 + self.turn)
+        started = time.perf_counter()
+        completion = await self.act(prompt, self.obs, params)
         if not completion.token_ids:
-            traj.info["stop"] = "prompt_too_long" if completion.info.get("prompt_too_long") else "empty"
-            break
-        generated += len(completion.token_ids)
+            self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
+            return None
+        self.generated += len(completion.token_ids)
         turn = Turn(
             response_ids=list(completion.token_ids),
             response_logprobs=list(completion.logprobs),
-            prompt_ids=list(prompt) if settings.mode == "per_step" else None,
-            anchor=obs.anchor,
+            prompt_ids=list(prompt) if s.mode == "per_step" else None,
+            anchor=self.obs.anchor,
             finish_reason=completion.finish_reason,
             version=completion.version,
-            gen_seconds=gen_seconds,
+            prompt_tokens=completion.prompt_tokens or len(prompt),
+            gen_seconds=time.perf_counter() - started,
         )
-        traj.turns.append(turn)
-        text = formatter.decode(completion.token_ids)
-        env_started = time.perf_counter()
+        if completion.top_logprobs:
+            turn.entropy = first_tokens_entropy(
+                completion.top_logprobs, completion.token_ids, completion.logprobs,
+                k=s.entropy_tokens, vocab_size=self.formatter.vocab_size)
+        self.traj.turns.append(turn)
+        return turn
+
+    async def step_env(self) -> None:
+        """Send the last response to the environment and append what comes back."""
+        if self.done:
+            return
+        turn = self.traj.turns[-1]
+        text = self.formatter.decode(turn.response_ids)
+        started = time.perf_counter()
         try:
-            step = await env.step(text)
+            step = await self.env.step(text)
         except Exception as exc:
+            turn.env_seconds = time.perf_counter() - started
             turn.error = f"env.step raised {type(exc).__name__}: {exc}"
-            await _close(env, traj)  # a stateful tool (a sandbox session) must not outlive it
-            return _fail(traj, turn.error, started)
-        turn.env_seconds = time.perf_counter() - env_started
+            self._fail(turn.error)
+            return
+        turn.env_seconds = time.perf_counter() - started
         turn.reward = float(step.reward)
         turn.invalid = bool(step.info.get("invalid", False))
         turn.action = str(step.info.get("action", text))
         turn.tool_calls = list(step.info.get("tool_calls", []))
         turn.error = step.info.get("error")
         turn.observation = step.observation.text
-        traj.outcome_reward += turn.reward
-        traj.success = bool(step.info.get("success", traj.success))
+        self.traj.outcome_reward += turn.reward
+        self.traj.success = bool(step.info.get("success", self.traj.success))
         if step.done:
-            traj.status = "truncated" if step.info.get("truncated") else "done"
+            self.traj.status = "truncated" if step.info.get("truncated") else "done"
             if "score" in step.info:  # the task's own score, when it differs from the reward
-                traj.info["score"] = float(step.info["score"])
-            break
-        history.append((obs.text, turn.action))
-        obs = step.observation
-        shown = observation_text(obs.text, obs.admissible_actions,
-                                 show_admissible=settings.show_admissible)
-        if settings.mode == "full_trajectory":
-            turn.observation_ids = formatter.continuation(
-                [{"role": obs.role, "content": shown}], response_ids=turn.response_ids)
-            context = context + turn.response_ids + turn.observation_ids
-    else:
-        traj.info["stop"] = "max_turns"
-    traj.wall_seconds = time.perf_counter() - started
-    await _close(env, traj)
-    return traj
+                self.traj.info["score"] = float(step.info["score"])
+            self.done = True
+            return
+        self.history.append((self.obs.text, turn.action))
+        self.obs = step.observation
+        self.shown = self._show(self.obs)
+        if self.settings.mode == "full_trajectory":
+            turn.observation_ids = self.conversation.add_turn(
+                turn.response_ids, [{"role": self.obs.role, "content": self.shown}])
+
+    def fork(self, traj_id: str, *, seed: int | None) -> Episode:
+        """A copy that shares this episode's turns so far and continues on its own.
+
+        The copy records `parent_id` and `branch_turn` (turns before it are shared, as the very
+        same `Turn` objects: nothing is generated again); the environment is copied with its
+        `fork()` when it has one, else with `copy.deepcopy`.
+        """
+        if self.done:
+            raise ValueError(f"fork of finished episode {self.traj.traj_id}")
+        twin = object.__new__(Episode)
+        twin.__dict__.update(self.__dict__)
+        fork = getattr(self.env, "fork", None)
+        twin.env = fork() if callable(fork) else copy.deepcopy(self.env)
+        twin.seed = seed
+        twin.history = list(self.history)
+        twin.conversation = self.conversation.fork() if self.conversation else None
+        twin.traj = replace(self.traj, traj_id=traj_id, turns=list(self.traj.turns),
+                            parent_id=self.traj.traj_id, branch_turn=self.turn,
+                            info=dict(self.traj.info))
+        return twin
+
+    async def close(self) -> Trajectory:
+        """Close the environment and return the finished trajectory."""
+        self.done = True
+        conversation = self.conversation
+        if conversation is not None and conversation.rewrite is not None:
+            self.traj.info["template_rewrite"] = conversation.rewrite.turn
+        if conversation is not None and conversation.retokenized is not None:
+            self.traj.info["retokenized"] = conversation.retokenized.turn
+        self.traj.wall_seconds = time.perf_counter() - self.started
+        try:
+            await self.env.close()
+        except Exception as exc:
+            self.traj.info["close_error"] = f"{type(exc).__name__}: {exc}"
+        return self.traj
+
+    def _show(self, obs: Observation) -> str:
+        return observation_text(obs.text, obs.admissible_actions,
+                                show_admissible=self.settings.show_admissible)
+
+    def _stop(self, reason: str) -> None:
+        self.traj.info["stop"] = reason
+        self.done = True
+
+    def _fail(self, error: str) -> None:
+        self.traj.status = "failed"
+        self.traj.info["error"] = error
+        self.done = True
 
 
-async def _close(env: Env, traj: Trajectory) -> None:
-    try:
-        await env.close()
-    except Exception as exc:
-        traj.info["close_error"] = f"{type(exc).__name__}: {exc}"
+async def run_episode(act: Act, env: Env, task: Task, formatter: ChatFormatter,
+                      settings: EpisodeSettings, *, uid: str, traj_id: str,
+                      seed: int | None = None) -> Trajectory:
+    """Play `task` in `env` with the policy `act` to the end; return the trajectory."""
+    episode = Episode(act, env, task, formatter, settings, uid=uid, traj_id=traj_id, seed=seed)
+    await episode.reset()
+    while await episode.generate() is not None:
+        await episode.step_env()
+    return await episode.close()
 
-
-def _fail(traj: Trajectory, error: str, started: float) -> Trajectory:
-    traj.status = "failed"
-    traj.info["error"] = error
-    traj.wall_seconds = time.perf_counter() - started
-    return traj

@@ -25,6 +25,11 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
         f"{prefix}tool_calls": sum(len(x.tool_calls) for t in trajectories for x in t.turns) / n,
         f"{prefix}tool_errors": sum(bool(x.error) for t in trajectories for x in t.turns) / n,
         **_tool_call_stats(trajectories, prefix),
+        # Per-episode accounting: where an episode's wall time went, and the prefill it cost.
+        f"{prefix}wall_seconds": sum(t.wall_seconds for t in trajectories) / n,
+        f"{prefix}gen_seconds": sum(t.gen_seconds for t in trajectories) / n,
+        f"{prefix}env_seconds": sum(t.env_seconds for t in trajectories) / n,
+        f"{prefix}prompt_tokens": sum(t.prompt_tokens for t in trajectories) / n,
     }
     for status in ("done", "truncated", "failed"):
         out[f"{prefix}status_{status}"] = float(sum(t.status == status for t in trajectories))

@@ -1,30 +1,67 @@
 """The orchestrator: many episodes at once as asyncio tasks, in groups of n per task.
 
-Each episode runs its own loop of generation and environment steps; episodes never wait for one
-another, so one episode's tool latency overlaps another's generation, and a finished episode
-frees its slot at once.
+`schedule="async"` (the default) runs each episode's own loop of generation and environment
+steps; episodes never wait for one another, so one episode's tool latency overlaps another's
+generation, and a finished episode frees its slot at once. `schedule="lockstep"` reproduces
+verl-agent's synchronous loop (generate for every live episode, then step every environment,
+repeat) as the baseline `benchmarks/rollout_scheduling.py` measures against. With `arpo` set,
+episodes branch at uncertain turns (see `rollouts.arpo`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 from ..agent.chat import ChatFormatter
 from ..agent.engines.base import Completion, InferenceEngine, SamplingParams
 from ..envs.base import EnvSuite, Observation, Oracle, Task
-from .episode import Act, EpisodeSettings, run_episode
+from .arpo import ArpoSettings, arpo_rollout
+from .episode import Act, Episode, EpisodeSettings
+from .progress import RolloutProgress, make_progress
 from .trajectory import Trajectory
+
+Schedule = Literal["async", "lockstep"]
+SCHEDULES: tuple[str, ...] = ("async", "lockstep")
+
+
+@dataclass
+class RunContext:
+    """What the episodes of one rollout share: the progress display and the tool-call slots."""
+
+    progress: RolloutProgress
+    tool_slots: asyncio.Semaphore
 
 
 @dataclass
 class Orchestrator:
+    """Plays groups of episodes of a suite's tasks with an engine; see the module docstring."""
+
     engine: InferenceEngine
     suite: EnvSuite
     formatter: ChatFormatter
     settings: EpisodeSettings
-    max_concurrency: int = 64
+    max_concurrency: int = 64  # episodes in flight
+    max_tool_concurrency: int = 64  # environment steps / tool calls in flight
+    schedule: Schedule = "async"
+    arpo: ArpoSettings | None = None
+    quiet: bool = False  # no progress bar
+    # Builds the display for a rollout from its tag (default: `make_progress`, rich or quiet).
+    progress: Callable[[str], RolloutProgress] | None = None
+    last: dict[str, float] = field(default_factory=dict)  # accounting of the latest rollout
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"rollout.schedule={self.schedule!r}: allowed are {list(SCHEDULES)}")
+        for key in ("max_concurrency", "max_tool_concurrency"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"rollout.{key}={getattr(self, key)}: must be >= 1")
+        if self.arpo is not None and self.schedule != "async":
+            raise ValueError("ARPO branching runs on schedule='async' only; "
+                             f"got rollout.schedule={self.schedule!r}")
 
     async def rollout(
         self,
@@ -35,12 +72,20 @@ class Orchestrator:
         seed: int | None = None,
         settings: EpisodeSettings | None = None,
     ) -> list[Trajectory]:
-        """`group_size` episodes of every task; trajectories come back grouped, task by task."""
+        """`group_size` episodes of every task; trajectories come back grouped, task by task.
+
+        A group shares its task (so its start state) and its `uid`; each member samples with
+        its own seed, derived from `seed`, so members differ but a rerun repeats them.
+        """
         settings = settings or self.settings
 
-        async def act(prompt_ids: list[int], obs: Observation, params: SamplingParams) -> Completion:
+        async def act(prompt_ids: list[int], obs: Observation,
+                      params: SamplingParams) -> Completion:
             return await self.engine.generate(prompt_ids, params)
 
+        if self.arpo is not None:
+            return await self._measured(tag, lambda ctx: arpo_rollout(
+                self, ctx, act, tasks, samples=group_size, tag=tag, seed=seed, settings=settings))
         return await self._run(tasks, group_size, tag, seed, settings, lambda _task: act)
 
     async def demonstrations(
@@ -51,22 +96,106 @@ class Orchestrator:
         return await self._run(tasks, 1, tag, None, settings,
                                lambda task: oracle_act(self.suite.oracle(task), self.formatter))
 
+    def new_episode(self, act: Act, task: Task, settings: EpisodeSettings, *, uid: str,
+                    traj_id: str, seed: int | None) -> Episode:
+        """A fresh episode of `task` in a new environment."""
+        return Episode(act, self.suite.make(), task, self.formatter, settings, uid=uid,
+                       traj_id=traj_id, seed=seed)
+
+    async def drive(self, episode: Episode, ctx: RunContext,
+                    after_step: Callable[[Episode], None] | None = None) -> Trajectory:
+        """Run one episode to its end; `after_step` sees it after every step that did not end it."""
+        progress = ctx.progress
+        progress.episode_started()
+        if not episode.ready:
+            await episode.reset()
+        while (turn := await episode.generate()) is not None:
+            progress.generated(len(turn.response_ids))
+            await self._step(episode, ctx)
+            if after_step is not None and not episode.done:
+                after_step(episode)
+        trajectory = await episode.close()
+        progress.episode_finished(trajectory)
+        return trajectory
+
+    # ----------------------------------------------------------------------------- internals
+
     async def _run(self, tasks, group_size, tag, seed, settings, make_act) -> list[Trajectory]:
         if group_size < 1:
             raise ValueError(f"rollout.group_size={group_size}: must be >= 1")
-        slots = asyncio.Semaphore(self.max_concurrency)
+        episodes = [
+            self.new_episode(make_act(task), task, settings, uid=f"{tag}/{i}",
+                             traj_id=f"{tag}/{i}/{j}",
+                             seed=None if seed is None else seed + i * group_size + j)
+            for i, task in enumerate(tasks) for j in range(group_size)
+        ]
 
-        async def one(task_index: int, task: Task, sample: int) -> Trajectory:
-            uid = f"{tag}/{task_index}"
-            async with slots:
-                return await run_episode(
-                    make_act(task), self.suite.make(), task, self.formatter, settings,
-                    uid=uid, traj_id=f"{uid}/{sample}",
-                    seed=None if seed is None else seed + task_index * group_size + sample,
-                )
+        async def run(ctx: RunContext) -> list[Trajectory]:
+            ctx.progress.add_episodes(len(episodes))
+            if self.schedule == "lockstep":
+                return await self._lockstep(episodes, ctx)
+            slots = asyncio.Semaphore(self.max_concurrency)
 
-        jobs = [one(i, task, j) for i, task in enumerate(tasks) for j in range(group_size)]
-        return list(await asyncio.gather(*jobs))
+            async def one(episode: Episode) -> Trajectory:
+                async with slots:
+                    return await self.drive(episode, ctx)
+
+            return list(await asyncio.gather(*(one(e) for e in episodes)))
+
+        return await self._measured(tag, run)
+
+    async def _lockstep(self, episodes: list[Episode], ctx: RunContext) -> list[Trajectory]:
+        """verl-agent's loop: every live episode generates, then every environment steps."""
+        progress = ctx.progress
+        out: list[Trajectory] = []
+        for start in range(0, len(episodes), self.max_concurrency):
+            wave = episodes[start:start + self.max_concurrency]
+            for _ in wave:
+                progress.episode_started()
+            await asyncio.gather(*(e.reset() for e in wave))
+            live = [e for e in wave if not e.done]
+            while live:
+                turns = await asyncio.gather(*(e.generate() for e in live))
+                for turn in turns:
+                    if turn is not None:
+                        progress.generated(len(turn.response_ids))
+                live = [e for e in live if not e.done]
+                await asyncio.gather(*(self._step(e, ctx) for e in live))
+                live = [e for e in live if not e.done]
+            for trajectory in await asyncio.gather(*(e.close() for e in wave)):
+                progress.episode_finished(trajectory)
+                out.append(trajectory)
+        return out
+
+    async def _step(self, episode: Episode, ctx: RunContext) -> None:
+        async with ctx.tool_slots:
+            ctx.progress.tool_started()
+            try:
+                await episode.step_env()
+            finally:
+                ctx.progress.tool_finished()
+
+    async def _measured(self, tag: str, run) -> list[Trajectory]:
+        """Run `run(ctx)` with fresh tool slots and a progress bar; record its accounting."""
+        display = self.progress(tag) if self.progress else make_progress(tag, quiet=self.quiet)
+        ctx = RunContext(display, asyncio.Semaphore(self.max_tool_concurrency))
+        started = time.perf_counter()
+        try:
+            trajectories = await run(ctx)
+        finally:
+            ctx.progress.close()
+        wall = time.perf_counter() - started
+        # ARPO branches share their prefix turns: count each generated turn once.
+        turns = {id(turn): turn for t in trajectories for turn in t.turns}.values()
+        tokens = sum(len(turn.response_ids) for turn in turns)
+        self.last = {
+            "wall_seconds": wall,
+            "episodes": float(len(trajectories)),
+            "turns": float(len(turns)),
+            "response_tokens": float(tokens),
+            "tokens_per_second": tokens / max(wall, 1e-9),
+        }
+        return trajectories
 
 
 def oracle_act(oracle: Oracle, formatter: ChatFormatter) -> Act:

@@ -29,13 +29,14 @@ class Turn:
     observation_ids: list[int] = field(default_factory=list)  # appended after the response
     reward: float = 0.0
     anchor: Hashable | None = None  # the state the action was taken in (GiGPO)
-    entropy: float | None = None  # normalised entropy of the first k tokens (ARPO)
+    entropy: float | None = None  # ARPO, see rollouts.entropy
     answer_logprob: float | None = None  # gold-answer log-prob after this turn (IGPO)
     invalid: bool = False  # format error, for penalties
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     finish_reason: str = "stop"
     version: int = 0  # policy version that generated the response
+    prompt_tokens: int = 0  # context length the engine processed for this turn
     action: str = ""  # what the environment understood the response to mean
     observation: str = ""  # the observation text that followed (for viewing)
     gen_seconds: float = 0.0
@@ -68,7 +69,7 @@ class Trajectory:
     info: dict[str, Any] = field(default_factory=dict)
     initial_observation: str = ""
     answer_logprob_prompt: float | None = None  # IGPO: gold-answer log-prob given the bare prompt
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # from reset to close (a branch counts its parent's time before it)
 
     @property
     def version(self) -> int:
@@ -96,3 +97,18 @@ class Trajectory:
 
     def num_response_tokens(self) -> int:
         return sum(len(t.response_ids) for t in self.turns)
+
+    @property
+    def gen_seconds(self) -> float:
+        """Time spent waiting for the engine, queueing included."""
+        return sum(t.gen_seconds for t in self.turns)
+
+    @property
+    def env_seconds(self) -> float:
+        """Time spent in environment steps and tool calls."""
+        return sum(t.env_seconds for t in self.turns)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Context tokens the engine processed over the episode (prefill work)."""
+        return sum(t.prompt_tokens for t in self.turns)

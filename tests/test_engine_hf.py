@@ -1,13 +1,16 @@
-"""The hf engine: exact logprobs, batching of concurrent requests, stops, weight loading."""
+"""What only the hf engine does: its batching, its top-k / top-p draws, its weight checks.
+
+The behaviour every engine shares is in test_engine_contract.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 import torch
-
 from turnwise.agent.engines import SamplingParams, make_engine
-from turnwise.trainer.logprobs import token_logprobs
+from turnwise.agent.engines.sampling import choose
 
 
 def _prompts(tokenizer):
@@ -16,28 +19,37 @@ def _prompts(tokenizer):
     return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
 
 
-def test_logprobs_match_a_full_forward_pass(tiny_path, tokenizer, tiny_model):
-    engine = make_engine("hf", tiny_path, tokenizer)
-    prompts = _prompts(tokenizer)
+def test_concurrent_requests_share_prefills_and_decode_steps(tiny_path, tokenizer):
+    engine = make_engine("hf", tiny_path, tokenizer, batch_wait_ms=50)
+    params = SamplingParams(max_tokens=10, temperature=1.0, ignore_eos=True)
 
     async def run():
-        params = SamplingParams(max_tokens=12, temperature=0.8)
-        return await asyncio.gather(*[engine.generate(p, params) for p in prompts])
+        return await asyncio.gather(*[engine.generate(p, params) for p in _prompts(tokenizer)])
+
+    asyncio.run(run())
+    assert engine.stats["prefills"] == 1  # all three arrived within the collection window
+    assert engine.stats["decode_steps"] == 9  # ten tokens each, sampled side by side
+    assert engine.stats["rows_sum"] == 27
+
+
+def test_rows_in_flight_never_exceed_max_batch(tiny_path, tokenizer):
+    engine = make_engine("hf", tiny_path, tokenizer, max_batch=2, batch_wait_ms=0)
+    params = SamplingParams(max_tokens=6, temperature=1.0, ignore_eos=True)
+
+    async def run():
+        return await asyncio.gather(*[engine.generate(p, params)
+                                      for p in _prompts(tokenizer) * 2])
 
     completions = asyncio.run(run())
-    for prompt, completion in zip(prompts, completions):
-        ids = torch.tensor([prompt + completion.token_ids])
-        logp, _ = token_logprobs(tiny_model.eval(), ids, torch.ones_like(ids), temperature=0.8)
-        expected = logp[0, len(prompt):]
-        assert torch.allclose(expected, torch.tensor(completion.logprobs), atol=1e-4)
-    assert engine.stats["prefills"] <= 2  # the three requests were batched
+    assert [len(c.token_ids) for c in completions] == [6] * 6
+    assert engine.stats["peak_rows"] == 2  # the other requests waited for a free row
 
 
 def test_requests_joining_mid_generation_are_exact(tiny_path, tokenizer):
     """A request that arrives while a batch is decoding joins it and gets the same tokens."""
     engine = make_engine("hf", tiny_path, tokenizer, batch_wait_ms=0)
     prompts = _prompts(tokenizer)
-    greedy = SamplingParams(max_tokens=16, temperature=0.0)
+    greedy = SamplingParams(max_tokens=16, temperature=0.0, ignore_eos=True)
 
     async def staggered():
         first = asyncio.ensure_future(engine.generate(prompts[0], greedy))
@@ -51,59 +63,68 @@ def test_requests_joining_mid_generation_are_exact(tiny_path, tokenizer):
     joined = asyncio.run(staggered())
     solo = asyncio.run(alone())
     assert [c.token_ids for c in joined] == [c.token_ids for c in solo]
+    assert engine.stats["prefills"] >= 4  # the joiners were prefilled separately and merged
 
 
-def test_stops_and_lengths(tiny_path, tokenizer):
+def test_top_k_and_top_p_restrict_the_draw_but_not_the_logprobs():
+    # Row logprobs over 4 tokens: p = [0.5, 0.3, 0.15, 0.05].
+    logprobs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log().repeat(200, 1)
+    top_k = [SamplingParams(top_k=2)] * 200
+    drawn = choose(logprobs, top_k, [torch.Generator().manual_seed(i) for i in range(200)])
+    assert set(drawn.tolist()) == {0, 1}
+    # top_p=0.7 keeps the smallest prefix with mass >= 0.7: tokens 0 and 1 (0.5 + 0.3 = 0.8).
+    top_p = [SamplingParams(top_p=0.7)] * 200
+    drawn = choose(logprobs, top_p, [torch.Generator().manual_seed(i) for i in range(200)])
+    assert set(drawn.tolist()) == {0, 1}
+    # top_p=0.5 keeps token 0 alone (its mass reaches 0.5 by itself).
+    drawn = choose(logprobs, [SamplingParams(top_p=0.5)] * 200, [None] * 200)
+    assert set(drawn.tolist()) == {0}
+
+
+def test_filtered_sampling_reports_unfiltered_logprobs(tiny_path, tokenizer, tiny_model):
+    from turnwise.trainer.logprobs import token_logprobs
+
     engine = make_engine("hf", tiny_path, tokenizer)
-    prompt = _prompts(tokenizer)[0]
+    prompt = _prompts(tokenizer)[2]
+    completion = asyncio.run(engine.generate(prompt, SamplingParams(
+        max_tokens=8, temperature=0.9, top_k=5, top_p=0.9, seed=2)))
+    ids = torch.tensor([prompt + completion.token_ids])
+    logp, _ = token_logprobs(tiny_model.eval(), ids, torch.ones_like(ids), temperature=0.9)
+    assert torch.allclose(logp[0, len(prompt):], torch.tensor(completion.logprobs), atol=1e-4)
+
+
+def test_weights_loaded_mid_generation_keep_the_starting_version(tiny_path, tokenizer,
+                                                                 tiny_model):
+    engine = make_engine("hf", tiny_path, tokenizer, batch_wait_ms=0)
+    params = SamplingParams(max_tokens=200, temperature=1.0, ignore_eos=True)
 
     async def run():
-        capped = await engine.generate(prompt, SamplingParams(max_tokens=3, temperature=0.0))
-        eos = tokenizer.eos_token_id
-        forced = await engine.generate(prompt, SamplingParams(
-            max_tokens=50, temperature=0.0, stop_token_ids=tuple(range(len(tokenizer)))))
-        return capped, forced, eos
+        running = asyncio.ensure_future(engine.generate(_prompts(tokenizer)[0], params))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(engine.load_weights, tiny_model.named_parameters(), 1)
+        return await running
 
-    capped, forced, _ = asyncio.run(run())
-    assert capped.finish_reason == "length" and len(capped.token_ids) == 3
-    assert forced.finish_reason == "stop" and len(forced.token_ids) == 1
-    assert forced.stop_reason == forced.token_ids[0]
+    completion = asyncio.run(run())
+    assert engine.version == 1 and completion.version == 0
 
 
-def test_prompt_longer_than_the_model_is_marked_not_raised(tiny_path, tokenizer):
-    engine = make_engine("hf", tiny_path, tokenizer, max_model_len=8)
-
-    completion = asyncio.run(engine.generate(list(range(20)), SamplingParams(max_tokens=4)))
-    assert completion.token_ids == [] and completion.info["prompt_too_long"]
-
-
-def test_load_weights_switches_the_policy_in_place(tiny_path, tokenizer, tiny_model):
-    from transformers import AutoModelForCausalLM
-
+def test_sleep_waits_for_requests_in_flight(tiny_path, tokenizer):
     engine = make_engine("hf", tiny_path, tokenizer)
-    prompt = _prompts(tokenizer)[1]
-    greedy = SamplingParams(max_tokens=8, temperature=0.0)
-    before = asyncio.run(engine.generate(prompt, greedy))
-    torch.manual_seed(123)
-    other = AutoModelForCausalLM.from_config(tiny_model.config).eval()
-    engine.load_weights(other.named_parameters(), version=7)
-    after = asyncio.run(engine.generate(prompt, greedy))
-    assert after.version == 7 and engine.version == 7
-    # The engine's logprobs are now those of the new weights, not the old ones.
-    ids = torch.tensor([prompt + after.token_ids])
-    new_logp = token_logprobs(other, ids, torch.ones_like(ids))[0][0, len(prompt):]
-    old_logp = token_logprobs(tiny_model.eval(), ids, torch.ones_like(ids))[0][0, len(prompt):]
-    assert torch.allclose(new_logp, torch.tensor(after.logprobs), atol=1e-4)
-    assert not torch.allclose(old_logp, torch.tensor(after.logprobs), atol=1e-2)
-    assert after.token_ids != before.token_ids
+    params = SamplingParams(max_tokens=30, temperature=1.0, ignore_eos=True)
+
+    async def run():
+        running = asyncio.ensure_future(engine.generate(_prompts(tokenizer)[0], params))
+        await asyncio.sleep(0)
+        await engine.sleep()
+        assert running.done()  # sleep returned only after the request finished
+        await engine.wake()
+        return running.result()
+
+    assert len(asyncio.run(run()).token_ids) == 30
 
 
-def test_load_weights_rejects_unknown_or_misshaped_tensors(tiny_path, tokenizer):
-    import pytest
-
+def test_load_weights_rejects_misshaped_tensors(tiny_path, tokenizer):
     engine = make_engine("hf", tiny_path, tokenizer)
-    with pytest.raises(KeyError, match="no tensor named"):
-        engine.load_weights([("nope.weight", torch.zeros(2))], version=1)
     name, param = next(iter(engine.model.named_parameters()))
     with pytest.raises(ValueError, match="shape"):
         engine.load_weights([(name, torch.zeros(param.shape[0] + 1))], version=1)

@@ -45,6 +45,17 @@ class EnvConfig(Section):
     train_split: str = "train"
 
 
+class ArpoRolloutConfig(Section):
+    """ARPO's entropy-guided branching (rollouts.arpo); group_size is its M."""
+
+    initial: int = Field(8, ge=1)  # N: episodes each task starts with
+    beam: int = Field(2, ge=2)  # a branching episode spawns beam - 1 copies
+    alpha: float = Field(0.5, ge=0, le=1)  # base branch probability
+    beta: float = 0.2  # weight of the entropy change
+    entropy_tokens: int = Field(20, ge=1)  # k: response tokens whose entropy is measured
+    top_logprobs: int = Field(10, ge=1)
+
+
 class RolloutConfig(Section):
     mode: Literal["per_step", "full_trajectory"] = "per_step"
     history: int = Field(2, ge=0)
@@ -58,6 +69,26 @@ class RolloutConfig(Section):
     top_k: int = Field(0, ge=0)
     show_admissible: bool = True
     max_concurrency: int = Field(128, ge=1)
+    # Rollout scheduling and checks (rollouts.orchestrator, agent.chat, rollouts.staleness).
+    schedule: Literal["async", "lockstep"] = "async"  # lockstep: verl-agent's loop, a baseline
+    max_tool_concurrency: int = Field(64, ge=1)  # environment steps / tool calls in flight
+    stop: list[str] = Field(default_factory=list)  # stop sequences for every response
+    template_mismatch: Literal["keep", "fail"] = "keep"  # template rewrites history: keep ids
+    max_staleness: int = Field(0, ge=0)  # train on samples at most this many versions old
+    arpo: ArpoRolloutConfig | None = None  # null: every episode starts fresh (no branching)
+
+    @model_validator(mode="after")
+    def _arpo_fits(self) -> RolloutConfig:
+        if self.arpo is None:
+            return self
+        if self.schedule != "async":
+            raise ValueError(f"rollout.arpo is set with rollout.schedule={self.schedule!r}; "
+                             "ARPO branching needs 'async'")
+        if self.group_size < self.arpo.initial:
+            raise ValueError(f"rollout.group_size={self.group_size} (ARPO's M) is below "
+                             f"rollout.arpo.initial={self.arpo.initial} (N); allowed: "
+                             f"group_size >= initial")
+        return self
 
 
 class OverlongConfig(Section):
@@ -237,8 +268,6 @@ class Config(Section):
             raise ValueError(
                 f"model.tiny is set but model.name={self.model.name!r} is not a tiny:<env> model"
             )
-        if self.engine.kind == "vllm":
-            raise ValueError("engine.kind='vllm' is not available yet; allowed: 'hf'")
         return self
 
     @model_validator(mode="after")
@@ -270,6 +299,10 @@ class Config(Section):
         if self.deterministic and self.engine.kind != "hf":
             raise ValueError(f"deterministic=true with engine.kind={self.engine.kind!r}; "
                              f"allowed: 'hf'")
+        if self.credit.estimator == "arpo" and self.rollout.arpo is None:
+            raise ValueError("credit.estimator='arpo' needs rollout.arpo (the branching "
+                             "rollout it credits); set rollout.arpo: {} for the reference "
+                             "defaults, or use credit.estimator='grpo'")
         if self.resume not in (None, "auto") and not Path(self.resume).exists():
             raise ValueError(f"resume={self.resume!r}: no such folder; allowed: 'auto', null, or "
                              f"a checkpoint or run folder")

@@ -26,6 +26,8 @@ from ..rollouts.batch import build_batch
 from ..rollouts.episode import EpisodeSettings
 from ..rollouts.metrics import summarize
 from ..rollouts.orchestrator import Orchestrator
+from ..rollouts.arpo import ArpoSettings
+from ..rollouts.staleness import split_stale
 from .backends.base import make_backend, rl_schedule
 from .checkpoint import find_resume, load_checkpoint, save_checkpoint, trim_metrics
 from .config import Config
@@ -83,18 +85,23 @@ async def _train(cfg: Config, echo) -> RunResult:
     formatter = ChatFormatter(tokenizer, tools=suite_tool_schemas(suite))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else formatter.eos_id
     r = cfg.rollout
-    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
+    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                              stop=tuple(r.stop))
     settings = EpisodeSettings(mode=r.mode, history=r.history, max_turns=r.max_turns,
                                max_tokens_per_turn=r.max_tokens_per_turn,
                                max_episode_tokens=r.max_episode_tokens,
-                               show_admissible=r.show_admissible, sampling=sampling)
+                               show_admissible=r.show_admissible, sampling=sampling,
+                               template_mismatch=r.template_mismatch)
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
     # others the engine happened to batch it with.
     orchestrator = Orchestrator(engine, suite, formatter, settings,
-                                max_concurrency=1 if cfg.deterministic else r.max_concurrency)
+                                max_concurrency=1 if cfg.deterministic else r.max_concurrency,
+                                max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
+                                quiet=cfg.log.quiet,
+                                arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None)
     eval_tasks = suite.tasks(cfg.eval.split, cfg.eval.tasks, cfg.seed + 1) if cfg.eval.tasks else []
     greedy = EpisodeSettings(**{**settings.__dict__, "sampling": SamplingParams(
-        temperature=0.0 if cfg.eval.greedy else r.temperature)})
+        temperature=0.0 if cfg.eval.greedy else r.temperature, stop=tuple(r.stop))})
 
     async def evaluate(tag: str) -> dict[str, float]:
         if not eval_tasks or not world.is_main:
@@ -164,6 +171,9 @@ async def _train(cfg: Config, echo) -> RunResult:
         # 2. Credit: shaping and scoring passes, the estimator, per-token advantages.
         progress.phase("credit")
         tick = time.perf_counter()
+        # Off-policy guard: refuse samples from a policy older than max_staleness versions.
+        usable, stale = split_stale(usable, current_version=engine.version,
+                                    max_staleness=r.max_staleness)
         usable, prepared = prepare(usable, cfg.credit, model=backend.model, tokenizer=tokenizer,
                                    temperature=r.temperature)
         credit_metrics.update(prepared)
@@ -204,6 +214,7 @@ async def _train(cfg: Config, echo) -> RunResult:
         metrics = {
             "iteration": iteration + 1,
             "policy_version": engine.version,
+            "rollout/stale_dropped": float(len(stale)),
             **summarize(trajs),
             **episode_extras(trajs), **rollout_time_split(trajs, rollout_s),
             **tool_stats,

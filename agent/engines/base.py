@@ -17,12 +17,14 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
-    stop: tuple[str, ...] = ()
-    stop_token_ids: tuple[int, ...] = ()
-    # Top logprobs returned for the first `top_logprobs_tokens` generated tokens (ARPO entropy).
+    stop: tuple[str, ...] = ()  # the completion ends with the token that completes one
+    stop_token_ids: tuple[int, ...] = ()  # ...or with one of these tokens (included)
+    ignore_eos: bool = False  # generate max_tokens whatever comes (benchmarks)
+    # The `top_logprobs` most likely tokens at each of the first `top_logprobs_tokens`
+    # positions (0: every position); ARPO measures entropy on them.
     top_logprobs: int = 0
     top_logprobs_tokens: int = 0
-    seed: int | None = None
+    seed: int | None = None  # same seed, same prompt, same weights: same tokens
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -33,6 +35,16 @@ class SamplingParams:
             raise ValueError(f"top_p={self.top_p}: must be in (0, 1]")
         if self.top_k < 0:
             raise ValueError(f"top_k={self.top_k}: must be >= 0 (0 is off)")
+        if self.top_logprobs < 0 or self.top_logprobs_tokens < 0:
+            raise ValueError(f"top_logprobs={self.top_logprobs}, top_logprobs_tokens="
+                             f"{self.top_logprobs_tokens}: must be >= 0")
+        if any(not s for s in self.stop):
+            raise ValueError(f"stop={self.stop!r}: stop strings must be non-empty")
+
+    def wants_top_logprobs(self, position: int) -> bool:
+        """Whether generated position `position` (0-based) reports top logprobs."""
+        return self.top_logprobs > 0 and (
+            self.top_logprobs_tokens == 0 or position < self.top_logprobs_tokens)
 
 
 @dataclass
@@ -41,7 +53,9 @@ class Completion:
 
     `logprobs[i]` is the log-probability of `token_ids[i]` under the policy at the sampling
     temperature (before top-p/top-k filtering), which is what the trainer recomputes.
-    `top_logprobs[i]` maps token id -> logprob for the most likely tokens at step i.
+    `top_logprobs[i]` maps token id -> logprob (same distribution) for the most likely tokens
+    at step i. `version` is the policy version that started the completion: the oldest one
+    that contributed to it if weights changed while it was generated.
     """
 
     token_ids: list[int]
@@ -63,10 +77,14 @@ class InferenceEngine(Protocol):
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion: ...
 
-    def load_weights(self, named_tensors: Iterable[tuple[str, object]], version: int) -> None: ...
+    def load_weights(self, named_tensors: Iterable[tuple[str, object]], version: int) -> None:
+        """Replace the served weights in place (no restart) and serve as policy `version`."""
 
-    async def sleep(self) -> None: ...
+    async def sleep(self) -> None:
+        """Stop serving and free accelerator memory for a colocated trainer; in-flight work ends
+        first."""
 
-    async def wake(self) -> None: ...
+    async def wake(self) -> None:
+        """Serve again, with the same weights as before sleep."""
 
     async def close(self) -> None: ...

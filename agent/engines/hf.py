@@ -1,8 +1,9 @@
 """The embedded engine: a transformers model served with in-flight batching on a worker thread.
 
-Requests from concurrent episodes join the running batch between decode steps (their prompts
-are prefilled together and their KV cache is merged in), and each row leaves the batch the
-moment it finishes, so a short answer never waits for a long one.
+Requests from concurrent episodes are collected for a few milliseconds (or until a batch
+fills), prefilled together, and their KV cache is merged into the running batch between decode
+steps; each row leaves the batch the moment it finishes, so a short answer never waits for a
+long one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import torch
 
 from .base import Completion, SamplingParams
+from .kv import BatchState, left_padded
+from .sampling import choose, tempered_logprobs, top_logprobs
 
 
 @dataclass
@@ -26,13 +29,13 @@ class _Request:
     params: SamplingParams
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
-    submitted: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
 class _Row:
     request: _Request
     max_tokens: int
+    version: int  # the policy version when the row started
     generator: torch.Generator | None
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
@@ -71,14 +74,16 @@ class HFEngine:
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.max_model_len = max_model_len or int(
-            getattr(self.model.config, "max_position_embeddings", 1 << 30)
-        )
+            getattr(self.model.config, "max_position_embeddings", 1 << 30))
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.pad_id = _pad_id(self.model, self.tokenizer)
         self.version = 0
-        self.stats = {"requests": 0, "decode_steps": 0, "prefills": 0, "tokens": 0, "rows_sum": 0}
+        self.stats = {"requests": 0, "decode_steps": 0, "prefills": 0, "tokens": 0, "rows_sum": 0,
+                      "peak_rows": 0}
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._lock = threading.Lock()  # held for every forward and every weight load
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._asleep = False
         self._closed = False
@@ -91,11 +96,19 @@ class HFEngine:
             raise RuntimeError("HFEngine.generate after close()")
         if self._asleep:
             raise RuntimeError("HFEngine.generate while asleep; call wake() first")
+        if not prompt_ids:
+            raise ValueError("HFEngine.generate: empty prompt")
         loop = asyncio.get_running_loop()
         request = _Request(list(prompt_ids), params, loop, loop.create_future())
         self._ensure_worker()
-        self._queue.put(request)
-        return await request.future
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            self._queue.put(request)
+            return await request.future
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         """Copy trainer weights into the serving model in place and record the policy version."""
@@ -110,8 +123,7 @@ class HFEngine:
                 if tuple(target.shape) != tuple(tensor.shape):
                     raise ValueError(
                         f"load_weights: {name} has shape {tuple(tensor.shape)}, "
-                        f"engine expects {tuple(target.shape)}"
-                    )
+                        f"engine expects {tuple(target.shape)}")
                 target.copy_(tensor.to(device=target.device, dtype=target.dtype))
                 seen += 1
             if seen == 0:
@@ -119,9 +131,11 @@ class HFEngine:
             self.version = version
 
     async def sleep(self) -> None:
-        """Free accelerator memory while the trainer runs (moves weights to CPU on GPU)."""
+        """Refuse new requests, let those in flight finish, then move weights off the GPU."""
+        self._asleep = True
+        while self._in_flight:
+            await asyncio.sleep(0.005)
         with self._lock:
-            self._asleep = True
             if self.device.type != "cpu":
                 self.model.to("cpu")
                 torch.cuda.empty_cache()
@@ -148,29 +162,31 @@ class HFEngine:
 
     def _serve(self) -> None:
         rows: list[_Row] = []
-        state: _BatchState | None = None
+        state: BatchState | None = None
         while True:
-            incoming = self._take_requests(block=not rows)
+            # Rows in flight never exceed max_batch; the rest wait in the queue for a free row.
+            incoming = self._take_requests(self.max_batch - len(rows), block=not rows)
             if incoming is None:
                 for row in rows:
                     _resolve_error(row.request, RuntimeError("engine closed"))
                 return
             try:
                 with self._lock, torch.no_grad():
-                    ready, too_long = self._admit(incoming)
-                    for request in too_long:
-                        _resolve(request, _empty_completion(request, self.version))
-                    if ready:
-                        new_rows, new_state = ready
+                    fits = [r for r in incoming if len(r.prompt_ids) < self.max_model_len]
+                    for request in incoming:
+                        if len(request.prompt_ids) >= self.max_model_len:
+                            _resolve(request, _too_long(request, self.version))
+                    if fits:
+                        new_rows, new_state = self._prefill(fits)
                         state = new_state if state is None else state.merge(new_state)
                         rows.extend(new_rows)
                     if not rows:
                         continue
                     finished = self._sample_step(rows, state)
                     if finished:
-                        keep = [i for i in range(len(rows)) if i not in finished]
                         for i in sorted(finished):
                             self._finish(rows[i])
+                        keep = [i for i in range(len(rows)) if i not in finished]
                         rows = [rows[i] for i in keep]
                         state = state.select(keep) if rows else None
                     if rows:
@@ -179,12 +195,11 @@ class HFEngine:
                 for row in rows:
                     _resolve_error(row.request, exc)
                 for request in incoming:
-                    if not request.future.done():
-                        _resolve_error(request, exc)
+                    _resolve_error(request, exc)
                 rows, state = [], None
 
-    def _take_requests(self, *, block: bool) -> list[_Request] | None:
-        """Collect waiting requests; when idle, wait for one and then a short window for more."""
+    def _take_requests(self, room: int, *, block: bool) -> list[_Request] | None:
+        """Up to `room` waiting requests; when idle, wait for one and then a short window."""
         taken: list[_Request] = []
         if block:
             first = self._queue.get()
@@ -192,7 +207,7 @@ class HFEngine:
                 return None
             taken.append(first)
             deadline = time.perf_counter() + self.batch_wait_s
-            while len(taken) < self.max_batch:
+            while len(taken) < room:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -204,7 +219,7 @@ class HFEngine:
                     self._queue.put(None)
                     break
                 taken.append(item)
-        while len(taken) < self.max_batch:
+        while len(taken) < room:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -215,65 +230,38 @@ class HFEngine:
             taken.append(item)
         return taken
 
-    def _admit(self, requests: list[_Request]):
-        """Prefill new requests together; returns their rows and batch state."""
-        fits, too_long = [], []
-        for request in requests:
-            (fits if len(request.prompt_ids) < self.max_model_len else too_long).append(request)
-        if not fits:
-            return None, too_long
-        self.stats["prefills"] += 1
-        self.stats["requests"] += len(fits)
-        width = max(len(r.prompt_ids) for r in fits)
-        ids = torch.full((len(fits), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(fits), width), dtype=torch.long)
-        for i, request in enumerate(fits):
-            n = len(request.prompt_ids)
-            ids[i, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
-            mask[i, width - n :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    def _prefill(self, requests: list[_Request]) -> tuple[list[_Row], BatchState]:
+        """Run the prompts of new requests together; their rows and batch state."""
         from transformers import DynamicCache
 
-        cache = DynamicCache()
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-            use_cache=True, logits_to_keep=1,
-        )
+        self.stats["prefills"] += 1
+        self.stats["requests"] += len(requests)
+        ids, mask, positions = left_padded([r.prompt_ids for r in requests], self.pad_id,
+                                           self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         cache=DynamicCache(), use_cache=True, logits_to_keep=1)
         rows = []
-        for request in fits:
+        for request in requests:
             room = self.max_model_len - len(request.prompt_ids)
             generator = None
             if request.params.seed is not None:
                 generator = torch.Generator(device=self.device).manual_seed(request.params.seed)
-            rows.append(_Row(request, min(request.params.max_tokens, room), generator))
-        return (rows, _BatchState(out.cache, mask, out.logits[:, -1].float())), too_long
+            rows.append(_Row(request, min(request.params.max_tokens, room), self.version,
+                             generator))
+        return rows, BatchState(out.cache, mask, out.logits[:, -1].float())
 
-    def _sample_step(self, rows: list[_Row], state: _BatchState) -> set[int]:
+    def _sample_step(self, rows: list[_Row], state: BatchState) -> set[int]:
         """Sample one token for every row; return the indices of rows that finished."""
-        logits = state.next_logits
-        temps = torch.tensor(
-            [r.request.params.temperature or 1.0 for r in rows], device=logits.device
-        ).unsqueeze(-1)
-        logprobs_all = torch.log_softmax(logits / temps, dim=-1)
-        if all(_plain(r) for r in rows):  # the common case: one batched draw
-            chosen = torch.multinomial(logprobs_all.exp(), 1).squeeze(-1)
-        else:
-            chosen = torch.stack(
-                [_sample_row(logprobs_all[i], r.request.params, r.generator)
-                 for i, r in enumerate(rows)]
-            )
-        picked = logprobs_all.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).tolist()
-        chosen_list = chosen.tolist()
+        params = [r.request.params for r in rows]
+        logprobs = tempered_logprobs(state.next_logits, params)
+        chosen = choose(logprobs, params, [r.generator for r in rows])
+        picked = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).tolist()
         finished: set[int] = set()
-        for i, row in enumerate(rows):
-            params = row.request.params
-            token = chosen_list[i]
+        for i, (row, token) in enumerate(zip(rows, chosen.tolist())):
+            if row.request.params.wants_top_logprobs(len(row.token_ids)):
+                row.top_logprobs.append(top_logprobs(logprobs[i], row.request.params.top_logprobs))
             row.token_ids.append(token)
             row.logprobs.append(picked[i])
-            if params.top_logprobs and len(row.token_ids) <= params.top_logprobs_tokens:
-                values, indices = logprobs_all[i].topk(params.top_logprobs)
-                row.top_logprobs.append(dict(zip(indices.tolist(), values.tolist())))
             row.finish = self._stop_reason(row, token)
             if row.finish is not None:
                 finished.add(i)
@@ -283,10 +271,12 @@ class HFEngine:
 
     def _stop_reason(self, row: _Row, token: int) -> tuple[str, Any] | None:
         params = row.request.params
-        if token in self.eos_ids or token in params.stop_token_ids:
+        if token in params.stop_token_ids or (token in self.eos_ids and not params.ignore_eos):
             return ("stop", token)
         if params.stop:
-            tail = self.tokenizer.decode(row.token_ids[-16:], skip_special_tokens=False)
+            # A stop string of b bytes lies within the last b tokens (a token is >= 1 byte).
+            window = max(len(s.encode()) for s in params.stop)
+            tail = self.tokenizer.decode(row.token_ids[-window:], skip_special_tokens=False)
             for stop in params.stop:
                 if stop in tail:
                     return ("stop", stop)
@@ -294,108 +284,37 @@ class HFEngine:
             return ("length", None)
         return None
 
-    def _decode_step(self, rows: list[_Row], state: _BatchState) -> None:
+    def _decode_step(self, rows: list[_Row], state: BatchState) -> None:
         ones = torch.ones((len(rows), 1), dtype=state.mask.dtype, device=state.mask.device)
         state.mask = torch.cat([state.mask, ones], dim=1)
         positions = state.mask.sum(-1, keepdim=True) - 1
-        out = self.model(
-            input_ids=state.last_tokens.unsqueeze(-1), attention_mask=state.mask,
-            position_ids=positions, cache=state.cache, use_cache=True,
-        )
+        out = self.model(input_ids=state.last_tokens.unsqueeze(-1), attention_mask=state.mask,
+                         position_ids=positions, cache=state.cache, use_cache=True)
         state.cache = out.cache
         state.next_logits = out.logits[:, -1].float()
         self.stats["decode_steps"] += 1
         self.stats["rows_sum"] += len(rows)
+        self.stats["peak_rows"] = max(self.stats["peak_rows"], len(rows))
 
     def _finish(self, row: _Row) -> None:
         reason, stop = row.finish
         request = row.request
-        completion = Completion(
+        _resolve(request, Completion(
             token_ids=row.token_ids,
             logprobs=row.logprobs,
             finish_reason=reason,
-            version=self.version,
+            version=row.version,
             top_logprobs=row.top_logprobs if request.params.top_logprobs else None,
             stop_reason=stop,
             prompt_tokens=len(request.prompt_ids),
             gen_seconds=time.perf_counter() - row.started,
-        )
-        _resolve(request, completion)
-
-
-@dataclass
-class _BatchState:
-    """KV cache, attention mask and next-token logits of the rows in flight (left-padded)."""
-
-    cache: Any
-    mask: torch.Tensor
-    next_logits: torch.Tensor
-    last_tokens: torch.Tensor | None = None
-
-    def select(self, keep: list[int]) -> _BatchState:
-        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        self.cache.batch_select_indices(index)
-        mask = self.mask.index_select(0, index)
-        # Drop columns that are padding for every remaining row, so the cache does not grow.
-        first = int((mask.cumsum(-1) == 0).sum(-1).min())
-        if first:
-            mask = mask[:, first:]
-            for layer in self.cache.layers:
-                layer.keys = layer.keys[..., first:, :]
-                layer.values = layer.values[..., first:, :]
-        return _BatchState(self.cache, mask, self.next_logits.index_select(0, index),
-                           self.last_tokens.index_select(0, index)
-                           if self.last_tokens is not None else None)
-
-    def merge(self, other: _BatchState) -> _BatchState:
-        """Stack another batch below this one, left-padding the shorter cache."""
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
-            mine.values = torch.cat(
-                [_left_pad(mine.values, width), _left_pad(theirs.values, width)]
-            )
-        mask = torch.cat([_left_pad(self.mask, width, dim=1), _left_pad(other.mask, width, dim=1)])
-        logits = torch.cat([self.next_logits, other.next_logits])
-        return _BatchState(self.cache, mask, logits)
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
-def _plain(row: _Row) -> bool:
-    params = row.request.params
-    return (row.generator is None and params.temperature > 0 and params.top_k == 0
-            and params.top_p == 1.0)
-
-
-def _sample_row(logprobs: torch.Tensor, params: SamplingParams, generator) -> torch.Tensor:
-    if params.temperature == 0:
-        return logprobs.argmax()
-    scores = logprobs
-    if params.top_k and params.top_k < scores.shape[-1]:
-        kth = scores.topk(params.top_k).values[-1]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-    if params.top_p < 1.0:
-        sorted_scores, order = scores.sort(descending=True)
-        cumulative = sorted_scores.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_scores.softmax(-1) >= params.top_p
-        scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
-    probs = scores.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        ))
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
     ids: set[int] = set()
-    configured = getattr(model.generation_config, "eos_token_id", None) if hasattr(
-        model, "generation_config") else None
-    for value in (configured, getattr(tokenizer, "eos_token_id", None)):
+    config = getattr(model, "generation_config", None)
+    for value in (getattr(config, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
         if isinstance(value, int):
             ids.add(value)
         elif value:
@@ -412,11 +331,9 @@ def _pad_id(model, tokenizer) -> int:
     return next(iter(_eos_ids(model, tokenizer)))
 
 
-def _empty_completion(request: _Request, version: int) -> Completion:
-    return Completion(
-        token_ids=[], logprobs=[], finish_reason="length", version=version,
-        prompt_tokens=len(request.prompt_ids), info={"prompt_too_long": True},
-    )
+def _too_long(request: _Request, version: int) -> Completion:
+    return Completion(token_ids=[], logprobs=[], finish_reason="length", version=version,
+                      prompt_tokens=len(request.prompt_ids), info={"prompt_too_long": True})
 
 
 def _resolve(request: _Request, completion: Completion) -> None:
@@ -424,7 +341,7 @@ def _resolve(request: _Request, completion: Completion) -> None:
         if not request.future.done():
             request.future.set_result(completion)
 
-    request.loop.call_soon_threadsafe(set_result)
+    _call_soon(request, set_result)
 
 
 def _resolve_error(request: _Request, exc: BaseException) -> None:
@@ -432,7 +349,14 @@ def _resolve_error(request: _Request, exc: BaseException) -> None:
         if not request.future.done():
             request.future.set_exception(exc)
 
-    request.loop.call_soon_threadsafe(set_exception)
+    _call_soon(request, set_exception)
+
+
+def _call_soon(request: _Request, callback) -> None:
+    try:
+        request.loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the caller's event loop is gone: nobody waits for this answer
+        pass
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

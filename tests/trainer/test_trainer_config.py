@@ -56,3 +56,17 @@ def test_processes_must_fit_the_backend_and_the_tasks(monkeypatch):
     with pytest.raises(ValueError, match="rollout.tasks_per_iteration=3 must be a multiple of "
                                          "the 2 processes"):
         init_world("deepspeed", tasks_per_iteration=3)
+
+
+def test_arpo_rollout_section_validates_against_schedule_group_and_estimator():
+    from turnwise.trainer.config import Config
+
+    cfg = Config.model_validate({"rollout": {"arpo": {}, "group_size": 8},
+                                 "credit": {"estimator": "arpo"}})
+    assert cfg.rollout.arpo.initial == 8 and cfg.rollout.arpo.beam == 2
+    with pytest.raises(ValueError, match="rollout.group_size=4 .* rollout.arpo.initial=8"):
+        Config.model_validate({"rollout": {"arpo": {}, "group_size": 4}})
+    with pytest.raises(ValueError, match="schedule='lockstep'"):
+        Config.model_validate({"rollout": {"arpo": {"initial": 2}, "schedule": "lockstep"}})
+    with pytest.raises(ValueError, match="credit.estimator='arpo' needs rollout.arpo"):
+        Config.model_validate({"credit": {"estimator": "arpo"}})

@@ -10,6 +10,7 @@ import pytest
 import torch
 from rich.console import Console
 from turnwise.rollouts import Trajectory, Turn
+from turnwise.rollouts.metrics import summarize
 from turnwise.trainer.report.episode_metrics import episode_extras, rollout_time_split
 from turnwise.trainer.report.metric_names import documented, render_markdown, undocumented
 from turnwise.trainer.report.progress import TrainProgress, summary_line
@@ -38,7 +39,7 @@ def _turn(n_tokens, calls=(), gen=0.0, env=0.0):
                 tool_calls=list(calls), gen_seconds=gen, env_seconds=env)
 
 
-def test_episode_extras_by_hand():
+def test_episode_metrics_by_hand():
     ok = {"name": "search", "status": "ok"}
     timeout = {"name": "search", "status": "timeout"}
     errored = {"name": "python", "status": "ok", "error": "boom"}
@@ -46,7 +47,7 @@ def test_episode_extras_by_hand():
                    turns=[_turn(4, [ok, timeout], gen=1.0, env=0.5), _turn(2, gen=1.0)])
     b = Trajectory(uid="g", traj_id="b", mode="per_step", prompt_ids=[],
                    turns=[_turn(6, [errored], gen=2.0, env=1.5)])
-    out = episode_extras([a, b])
+    out = {**summarize([a, b]), **episode_extras([a, b])}
     assert out["rollout/turn_tokens"] == pytest.approx(4.0)  # (4 + 2 + 6) / 3 turns
     assert out["rollout/tool_error_rate"] == pytest.approx(2 / 3)  # timeout and error of 3 calls
     assert out["rollout/gen_seconds"] == pytest.approx(2.0)  # (1 + 1 + 2) / 2 episodes

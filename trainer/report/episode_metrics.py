@@ -10,16 +10,13 @@ from ...rollouts.trajectory import Trajectory
 
 def episode_extras(trajectories: Sequence[Trajectory],
                    prefix: str = "rollout/") -> dict[str, float]:
-    """Tokens per turn, tool error rate, and engine / tool seconds per episode."""
+    """Tokens per turn and the tool error rate (engine / tool seconds are in `summarize`)."""
     turns = [turn for t in trajectories for turn in t.turns]
     calls = [call for turn in turns for call in turn.tool_calls]
     failed = sum(1 for call in calls if _call_failed(call))
-    n = max(len(trajectories), 1)
     return {
         f"{prefix}turn_tokens": sum(len(x.response_ids) for x in turns) / max(len(turns), 1),
         f"{prefix}tool_error_rate": failed / len(calls) if calls else 0.0,
-        f"{prefix}gen_seconds": sum(x.gen_seconds for x in turns) / n,
-        f"{prefix}env_seconds": sum(x.env_seconds for x in turns) / n,
     }
 
 

@@ -28,11 +28,15 @@ EPISODE: dict[str, str] = {
     "status_failed": "episodes lost to an environment exception (not trained on)",
     "gen_seconds": "mean seconds per episode spent waiting for the engine",
     "env_seconds": "mean seconds per episode spent in environment steps and tools",
+    "wall_seconds": "mean seconds per episode from reset to close",
+    "prompt_tokens": "mean context tokens the engine processed per episode (prefill work)",
 }
 
 METRICS: dict[str, str] = {
     "iteration": "RL iteration (SFT records use -1, the evaluation before training 0)",
     "policy_version": "weights version the engine serves after this iteration's sync",
+    "rollout/stale_dropped": "episodes refused for being more than rollout.max_staleness "
+                             "versions behind the trainer",
     **{f"rollout/{k}": v for k, v in EPISODE.items()},
     **{f"eval/{k}": f"{v} (evaluation tasks)" for k, v in EPISODE.items()},
     "train/loss": "policy-gradient loss, token mean (same value as train/pg_loss)",

@@ -1,0 +1,83 @@
+"""Deterministic stand-ins for an engine and an environment, for rollout tests.
+
+`ScriptedEngine` answers from a script (text per call, chosen by a function of the prompt and
+call count) and records every prompt it saw; `CountingEnv` ends after a fixed number of steps,
+optionally sleeping, and echoes what it was told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from turnwise.agent.engines.base import Completion, SamplingParams
+from turnwise.envs.base import Observation, Step, Task
+
+
+class ScriptedEngine:
+    """Returns `reply(prompt_ids, call_index)` tokenised, closed with eos, logprob -0.5 each."""
+
+    def __init__(self, tokenizer, reply: Callable[[list[int], int], str],
+                 top: Callable[[int], list[dict[int, float]]] | None = None) -> None:
+        self.tokenizer, self.reply, self.top = tokenizer, reply, top
+        self.calls: list[tuple[list[int], SamplingParams, Completion]] = []
+        self.version = 0
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
+        await asyncio.sleep(0)
+        index = len(self.calls)
+        text = self.reply(list(prompt_ids), index)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)[:params.max_tokens - 1]
+        ids = ids + [self.tokenizer.eos_token_id]
+        top = self.top(index) if self.top and params.top_logprobs else None
+        completion = Completion(token_ids=ids, logprobs=[-0.5] * len(ids), finish_reason="stop",
+                                version=self.version, top_logprobs=top,
+                                prompt_tokens=len(prompt_ids))
+        self.calls.append((list(prompt_ids), params, completion))
+        return completion
+
+
+class CountingEnv:
+    """Done after `task.data['steps']` steps; each observation says which step it is."""
+
+    system_prompt = "Count with me."
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.steps = 0
+        self.limit = 0
+
+    async def reset(self, task: Task) -> Observation:
+        self.limit, self.steps = task.data["steps"], 0
+        return Observation(text=f"start {task.id}", anchor=("start", task.id))
+
+    async def step(self, action_text: str) -> Step:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.steps += 1
+        done = self.steps >= self.limit
+        text = f"after {self.steps}: {action_text}"
+        return Step(Observation(text=text, anchor=("step", self.steps), role="tool"),
+                    reward=1.0 if done else 0.0, done=done, info={"success": done})
+
+    async def close(self) -> None:
+        pass
+
+
+class CountingSuite:
+    name = "counting"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def make(self) -> CountingEnv:
+        return CountingEnv(self.delay)
+
+    def tasks(self, split: str, count: int, seed: int) -> list[Task]:
+        return [Task(id=f"c{i}", data={"steps": 1 + (seed + i) % 3}) for i in range(count)]
+
+    def oracle(self, task):
+        raise NotImplementedError
+
+    def corpus(self):
+        yield self.make().system_prompt
