@@ -207,6 +207,8 @@ class SFTConfig(Section):
     epochs: int = Field(2, ge=1)
     lr: float = Field(1e-3, gt=0)
     rows_per_step: int = Field(16, ge=1)
+    seed: int | None = None  # demonstrations and batches; null: the run's seed
+    cache: bool = False  # save the SFT'd policy once, reuse it (trainer.sft_cache)
 
 
 class EvalConfig(Section):

@@ -41,6 +41,7 @@ from .report.episode_metrics import episode_extras, rollout_time_split
 from .report.progress import TrainProgress
 from .runlog import RunLog
 from .sft import sft
+from .sft_cache import check_cacheable, save_sft, sft_cache_path, sft_seed
 
 
 @dataclass
@@ -74,6 +75,14 @@ async def _train(cfg: Config, echo) -> RunResult:
 
     # The policy twice: the backend's copy learns, the engine's copy serves rollouts.
     path = resolve_model(cfg.model)
+    # A cached cold start replaces SFT: the policy loads already imitating the oracle.
+    sft_cached = None
+    if cfg.sft.episodes and cfg.sft.cache and checkpoint is None:
+        check_cacheable(cfg)
+        sft_cached = sft_cache_path(cfg, path)
+        if (sft_cached / "config.json").exists():
+            echo(f"sft: cached policy {sft_cached}")
+            path = str(sft_cached)
     tokenizer = load_tokenizer(path)
     device = pick_device(cfg.train.device, world.local_rank)
     engine = make_engine(cfg.engine.kind, path, tokenizer,
@@ -120,21 +129,27 @@ async def _train(cfg: Config, echo) -> RunResult:
                                                             world.rank))
 
     # Cold start: imitate the environment's oracle (a resumed run has done it already).
-    if cfg.sft.episodes and checkpoint is None:
+    sft_now = bool(cfg.sft.episodes) and checkpoint is None and path != str(sft_cached)
+    if sft_now:
         demos = await orchestrator.demonstrations(world.shard(
-            suite.tasks(cfg.env.train_split, cfg.sft.episodes, cfg.seed + 2)), tag="sft")
+            suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)), tag="sft")
         stats = sft(backend, demos, epochs=cfg.sft.epochs, lr=cfg.sft.lr,
-                    rows_per_step=cfg.sft.rows_per_step, pad_id=pad_id, seed=cfg.seed)
+                    rows_per_step=cfg.sft.rows_per_step, pad_id=pad_id, seed=sft_seed(cfg))
         backend.begin_phase(rl_schedule(cfg))  # RL starts with fresh optimizer moments
         engine.load_weights(backend.state_dict_for_engine(), version=0)
+        if sft_cached is not None:
+            save_sft(backend, tokenizer, sft_cached, cfg)
         log.log({"iteration": -1, **stats})
         echo(f"sft: {int(stats['sft/rows'])} rows, loss {stats['sft/loss_first']:.3f} -> "
              f"{stats['sft/loss_last']:.3f}")
 
+    # RL draws the same numbers whether SFT just ran or came from the cache.
+    seed_everything(cfg.seed + 1)
+
     # The reference policy (only with KL), then resuming from a checkpoint.
     if cfg.kl.coef:
         reference = attach_reference(backend, cfg, path, log.dir,
-                                     sft_done=bool(cfg.sft.episodes) and checkpoint is None)
+                                     sft_done=sft_now)
         echo(f"kl reference: {reference}")
     start = 0
     if checkpoint is not None:

@@ -40,12 +40,7 @@ def recipe_path(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config:
     """The validated config of a recipe with its preset and `key=value` overrides applied."""
     path = recipe_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise RecipeError(f"recipe {path}: the top level must be a mapping, got {type(raw).__name__}")
+    raw = _read(path, seen=())
     parsed = [_parse_override(o) for o in overrides or []]
     preset = next((v for k, v in parsed if k == "preset"), raw.get("default_preset"))
     presets = raw.pop("presets", {}) or {}
@@ -64,6 +59,36 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config
         raise RecipeError(format_validation_error(exc, source=str(path))) from None
     check_runnable(cfg, source=str(path))
     return cfg
+
+
+def _read(path: Path, *, seen: tuple[Path, ...]) -> dict:
+    """A recipe's mapping; `extends: other` starts from recipe `other` (its presets too)."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {path}: the top level must be a mapping, got {type(raw).__name__}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise RecipeError(f"recipe {path}: extends={base!r} must be a recipe name or path")
+    base_path = recipe_path(base) if Path(base).is_absolute() else _sibling(path, base)
+    if base_path.resolve() in seen:
+        raise RecipeError(f"recipe {path}: extends={base!r} makes a cycle")
+    parent = _read(base_path, seen=(*seen, path.resolve()))
+    mine, theirs = raw.get("credit") or {}, parent.get("credit") or {}
+    if mine.get("estimator", theirs.get("estimator")) != theirs.get("estimator"):
+        # Options belong to an estimator: another estimator starts from its own defaults.
+        parent = {**parent, "credit": {k: v for k, v in theirs.items() if k != "options"}}
+    return _merge(parent, raw)
+
+
+def _sibling(path: Path, name: str) -> Path:
+    """`extends` names a file next to the recipe, else a bundled recipe."""
+    candidate = path.parent / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return candidate if candidate.is_file() else recipe_path(name)
 
 
 def check_runnable(cfg: Config, *, source: str) -> None:

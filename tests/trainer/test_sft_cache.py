@@ -1,0 +1,54 @@
+"""sft.cache: the second run loads the first run's SFT'd policy and trains exactly as it did."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from turnwise.trainer.loop import train
+from turnwise.trainer.recipe import load_recipe
+from turnwise.trainer.sft_cache import sft_cache_path
+
+ARGS = ["train.iterations=1", "sft.episodes=4", "sft.epochs=1", "sft.cache=true", "eval.tasks=2",
+        "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
+        "env.options.max_steps=3", "log.quiet=true"]
+
+
+def _run(tmp_path, name, *extra):
+    cfg = load_recipe("household_grpo", [*ARGS, f"log.dir={tmp_path}", f"log.run_name={name}",
+                                         *extra])
+    lines = []
+    train(cfg, echo=lines.append)
+    rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    return cfg, lines, rows
+
+
+def test_second_run_reuses_the_cached_sft_policy(tmp_path, monkeypatch):
+    # A private SFT cache; the tiny base model stays in the shared one (no rebuild).
+    monkeypatch.setattr("turnwise.trainer.sft_cache.cache_root", lambda: tmp_path / "c" / "tiny")
+    cfg, first_lines, first = _run(tmp_path, "a")
+    from turnwise.trainer.models import resolve_model
+
+    cached = sft_cache_path(cfg, resolve_model(cfg.model))
+    assert (cached / "config.json").exists() and (cached / "turnwise_sft.json").exists()
+    _, second_lines, second = _run(tmp_path, "b")
+    assert any(line.startswith("sft: cached policy") for line in second_lines)
+    assert not any(r["iteration"] == -1 for r in second)  # no SFT record: it did not train
+    # Same start, same seeds: the evaluation before RL and the RL iteration match exactly.
+    pick = lambda rows, it: {k: v for r in rows if r["iteration"] == it for k, v in r.items()
+                             if not k.startswith("time/") and "seconds" not in k}
+    assert pick(first, 0) == pick(second, 0) and pick(first, 0)
+    assert pick(first, 1)["rollout/reward"] == pick(second, 1)["rollout/reward"]
+    assert pick(first, 1)["train/loss"] == pytest.approx(pick(second, 1)["train/loss"], abs=1e-6)
+    # Another SFT seed is another cold start.
+    other = load_recipe("household_grpo", [*ARGS, "sft.seed=7"])
+    assert sft_cache_path(other, resolve_model(other.model)) != cached
+
+
+def test_sft_cache_refuses_lora():
+    from turnwise.trainer.sft_cache import check_cacheable
+
+    cfg = load_recipe("household_grpo", [*ARGS, "lora.enabled=true"])
+    with pytest.raises(ValueError, match="sft.cache=true with lora.enabled=true"):
+        check_cacheable(cfg)

@@ -1,0 +1,72 @@
+"""Reuse a cold start: the SFT'd policy saved under a key of everything that shaped it.
+
+RL comparisons (GiGPO vs GRPO, seed after seed) start from the same SFT model; with
+`sft.cache: true` the first run saves it and the others load it instead of training it again.
+The key covers the base model folder, the environment, the demonstrations' rollout settings, the
+SFT hyperparameters and its seed, so a changed recipe never picks up a stale model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..agent.tiny import cache_root
+from .config import Config
+
+CACHE_VERSION = 1  # bump when SFT's semantics change
+
+
+def sft_seed(cfg: Config) -> int:
+    """The seed of demonstrations and SFT batches (`sft.seed`, else the run's seed)."""
+    return cfg.seed if cfg.sft.seed is None else cfg.sft.seed
+
+
+def sft_cache_path(cfg: Config, model_path: str | Path) -> Path:
+    """Where the SFT'd policy of this config lives (it may not exist yet)."""
+    r = cfg.rollout
+    key = {
+        "version": CACHE_VERSION,
+        "model": str(Path(model_path).resolve()) if Path(model_path).exists() else str(model_path),
+        "dtype": cfg.model.dtype,
+        "env": [cfg.env.name, cfg.env.options, cfg.env.train_split],
+        "rollout": [r.mode, r.history, r.max_turns, r.max_tokens_per_turn, r.max_episode_tokens,
+                    r.show_admissible],
+        "sft": cfg.sft.model_dump(exclude={"cache", "seed"}),
+        "seed": sft_seed(cfg),
+        "train": [cfg.train.micro_batch_tokens, cfg.train.grad_clip],
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_root().parent / "sft" / f"{cfg.env.name}-{digest[:16]}"
+
+
+def check_cacheable(cfg: Config) -> None:
+    """`sft.cache` saves whole models from one process: refuse what that cannot serve."""
+    if cfg.lora.enabled:
+        raise ValueError("sft.cache=true with lora.enabled=true; the cache holds whole models, "
+                         "allowed: sft.cache=false with LoRA")
+    if cfg.train.backend != "torch":
+        raise ValueError(f"sft.cache=true with train.backend={cfg.train.backend!r}; allowed: "
+                         "'torch' (a sharded model is saved by every rank)")
+
+
+def save_sft(backend, tokenizer, path: Path, cfg: Config) -> None:
+    """Write the SFT'd policy to `path` atomically (concurrent runs never see half a folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        backend.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "turnwise_sft.json").write_text(json.dumps(
+            {"recipe": cfg.name, "env": cfg.env.name, "sft": cfg.sft.model_dump(),
+             "seed": sft_seed(cfg)}, indent=2, default=str))
+        try:
+            staging.rename(path)
+        except OSError:
+            if not (path / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
