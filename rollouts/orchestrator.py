@@ -71,11 +71,13 @@ class Orchestrator:
         tag: str,
         seed: int | None = None,
         settings: EpisodeSettings | None = None,
+        branch: bool = True,
     ) -> list[Trajectory]:
         """`group_size` episodes of every task; trajectories come back grouped, task by task.
 
         A group shares its task (so its start state) and its `uid`; each member samples with
-        its own seed, derived from `seed`, so members differ but a rerun repeats them.
+        its own seed, derived from `seed`, so members differ but a rerun repeats them. With
+        `arpo` set, groups grow by branching unless `branch` is false (evaluation).
         """
         settings = settings or self.settings
 
@@ -83,7 +85,7 @@ class Orchestrator:
                       params: SamplingParams) -> Completion:
             return await self.engine.generate(prompt_ids, params)
 
-        if self.arpo is not None:
+        if self.arpo is not None and branch:
             return await self._measured(tag, lambda ctx: arpo_rollout(
                 self, ctx, act, tasks, samples=group_size, tag=tag, seed=seed, settings=settings))
         return await self._run(tasks, group_size, tag, seed, settings, lambda _task: act)

@@ -107,3 +107,16 @@ def test_arpo_settings_are_checked(tokenizer):
     with pytest.raises(ValueError, match="schedule='async' only"):
         Orchestrator(None, CountingSuite(), None, EpisodeSettings(), arpo=ArpoSettings(),
                      schedule="lockstep")
+
+
+def test_evaluation_rollouts_do_not_branch(tokenizer):
+    engine = ScriptedEngine(tokenizer, lambda prompt, i: f"<action>look {i}</action>",
+                            top=lambda i: [{7: 0.0}])
+    orch = Orchestrator(engine, CountingSuite(), ChatFormatter(tokenizer),
+                        EpisodeSettings(mode="full_trajectory", max_turns=10),
+                        arpo=ArpoSettings(initial=4, alpha=1.0, beta=0.0), quiet=True)
+    tasks = [Task(id="a", data={"steps": 3})]
+    # group_size 1 < initial 4 would be refused by branching; evaluation plays plain episodes.
+    trajs = asyncio.run(orch.rollout(tasks, group_size=1, tag="ev", seed=0, branch=False))
+    assert len(trajs) == 1 and trajs[0].parent_id is None and len(trajs[0].turns) == 3
+    assert engine.calls[0][1].top_logprobs in (0, None)  # no entropy measurement either

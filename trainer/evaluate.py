@@ -31,7 +31,7 @@ async def evaluate_policy(orchestrator: Orchestrator, tasks: Sequence[Task], *,
                           settings: EpisodeSettings, tag: str, samples: int = 1,
                           seed: int | None = None) -> tuple[list[Trajectory], dict[str, float]]:
     """Play `samples` episodes of every task; return the trajectories and flat `eval/` metrics."""
-    trajs = await orchestrator.rollout(tasks, group_size=samples, tag=tag, seed=seed,
+    trajs = await orchestrator.rollout(tasks, group_size=samples, tag=tag, seed=seed, branch=False,
                                        settings=settings)
     return trajs, flat_metrics(build_report(trajs, samples), trajs)
 

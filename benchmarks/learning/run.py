@@ -1,0 +1,93 @@
+"""Learning evidence: every cpu-tiny recipe trained over several seeds, before vs after RL.
+
+Each run is `turnwise train RECIPE preset=cpu-tiny seed=S` in its own process. Its held-out
+evaluation before RL (iteration 0, right after the SFT cold start) is the starting point; the
+evaluation after the last iteration is the result. Recipes of one family share the SFT model of a
+seed (`sft.cache`), so a method and its baseline start from the very same policy: the comparison
+is paired, seed by seed. The report (report.json, report.md, report.png) is written by
+`benchmarks/learning/report.py` from the run folders.
+
+    .venv/bin/python benchmarks/learning/run.py                 # all recipes, seeds 0 1 2
+    .venv/bin/python benchmarks/learning/run.py --recipes household_gigpo household_grpo
+    .venv/bin/python benchmarks/learning/run.py --report-only   # rebuild the report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from report import write_report  # noqa: E402
+
+# Each recipe with the baseline it is compared against (same rollouts and budget).
+RECIPES: dict[str, str | None] = {
+    "household_gigpo": "household_grpo",
+    "household_grpo": None,
+    "shop_gigpo": None,
+    "search_grpo": None,
+    "search_igpo": "search_grpo",
+    "search_arpo": "search_grpo",
+    "code_agent": None,
+}
+
+
+def run_one(recipe: str, seed: int, runs: Path, extra: list[str]) -> dict:
+    """Train `recipe` with `seed`; return where its run folder is and what it cost."""
+    name = f"{recipe}-s{seed}"
+    folder = runs / name
+    if (folder / "done.json").exists():
+        return json.loads((folder / "done.json").read_text())
+    command = [sys.executable, "-m", "turnwise.trainer.cli", "train", recipe, "preset=cpu-tiny",
+               f"seed={seed}", f"sft.seed={seed}", f"log.dir={runs}", f"log.run_name={name}",
+               "log.quiet=true", "checkpoint.every=0", *extra]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    (runs / f"{name}.log").write_text(out.stdout + out.stderr)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {out.returncode}); see {runs / (name + '.log')}")
+    record = {"recipe": recipe, "seed": seed, "run": str(folder), "wall_seconds": wall,
+              "command": " ".join(command[2:])}
+    (folder / "done.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--runs", type=Path, default=HERE / "runs",
+                        help="run folders (kept: a rerun skips finished runs)")
+    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="key=value for every run")
+    args = parser.parse_args()
+    unknown = sorted(set(args.recipes) - set(RECIPES))
+    if unknown:
+        raise SystemExit(f"--recipes {unknown}: allowed are {list(RECIPES)}")
+    args.runs.mkdir(parents=True, exist_ok=True)
+    records = []
+    for seed in args.seeds:  # seed-major: a partial run still has every recipe at seed 0
+        for recipe in args.recipes:
+            if args.report_only:
+                done = args.runs / f"{recipe}-s{seed}" / "done.json"
+                if done.exists():
+                    records.append(json.loads(done.read_text()))
+                continue
+            record = run_one(recipe, seed, args.runs, args.overrides)
+            print(f"{recipe} seed {seed}: {record['wall_seconds']:.0f}s", flush=True)
+            records.append(record)
+    write_report(records, RECIPES, args.out)
+    print((args.out / "report.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
