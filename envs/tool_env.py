@@ -13,6 +13,7 @@ concurrency limits and metrics) and makes one `ToolEnv` per episode:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -122,6 +123,22 @@ class ToolEnv:
                 "error": "; ".join(errors) if errors else None}
         return Step(Observation(text, anchor=self._anchor(text), role=role), reward=0.0,
                     done=False, info=info)
+
+    def fork(self) -> ToolEnv:
+        """A copy at this point of the episode (ARPO branches): it shares the executor, parser
+        and reward, and copies the episode's counters. Tool sessions cannot be copied, so an
+        episode whose stateful tools opened one refuses to fork."""
+        if self.context is not None and self.context.state:
+            raise ValueError(f"ToolEnv.fork: episode {self.context.episode_id} holds stateful "
+                             f"tool sessions ({sorted(self.context.state)}), which cannot be "
+                             "copied; ARPO branching needs stateless tools (env.options."
+                             "stateful=false)")
+        twin = copy.copy(self)
+        twin.seen = set(self.seen)
+        if self.task is not None:
+            twin.context = ToolContext(episode_id=self.context.episode_id if self.context
+                                       else None, task=self.task)
+        return twin
 
     async def close(self) -> None:
         if self.context is not None:

@@ -148,3 +148,26 @@ def test_actions_routed_to_a_tool():
     assert moved.observation.text == "You go north." and moved.observation.role == "user"
     assert moved.info["action"] == "go north" and moved.info["tool_calls"][0]["status"] == "ok"
     assert answered.done and answered.reward == 1.0 and answered.info["success"]
+
+
+def test_fork_continues_independently_and_refuses_tool_sessions(search):
+    factory = ToolEnvFactory([search], exact, parser="xml", max_calls_per_episode=2)
+    env = factory()
+    asyncio.run(env.reset(TASK))
+    asyncio.run(env.step("<search>capital of France</search>"))
+    twin = env.fork()
+    assert twin.calls_made == 1 and twin.context is not env.context
+    assert twin.executor is env.executor  # shared, as across a suite's episodes
+    asyncio.run(twin.step("<search>capital of Italy</search>"))
+    assert (env.calls_made, twin.calls_made) == (1, 2)
+    assert len(twin.seen) == 2 and len(env.seen) == 1
+    refused = asyncio.run(twin.step("<search>more</search>"))  # the twin's budget is spent...
+    assert "budget" in refused.observation.text
+    ok = asyncio.run(env.step("<answer>Paris</answer>"))  # ...the original still answers
+    assert ok.done and ok.reward == 1.0
+    asyncio.run(twin.close())
+    assert env.context is not None and not env.context.closed
+
+    env.context.state["python"] = object()  # a stateful tool's open session
+    with pytest.raises(ValueError, match="stateful tool sessions"):
+        env.fork()
