@@ -4,7 +4,8 @@ Each run is `turnwise train RECIPE preset=cpu-tiny seed=S` in its own process. I
 evaluation before RL (iteration 0, right after the SFT cold start) is the starting point; the
 evaluation after the last iteration is the result. Recipes of one family share the SFT model of a
 seed (`sft.cache`), so a method and its baseline start from the very same policy: the comparison
-is paired, seed by seed. The report (report.json, report.md, report.png) is written by
+is paired, seed by seed. The SFT model itself comes from one seed (`--sft-seed`), so the
+spread over seeds is the spread of RL from a common start. The report (report.json, report.md, report.png) is written by
 `benchmarks/learning/report.py` from the run folders.
 
     .venv/bin/python benchmarks/learning/run.py                 # all recipes, seeds 0 1 2
@@ -38,14 +39,14 @@ RECIPES: dict[str, str | None] = {
 }
 
 
-def run_one(recipe: str, seed: int, runs: Path, extra: list[str]) -> dict:
+def run_one(recipe: str, seed: int, runs: Path, extra: list[str], sft_seed: int) -> dict:
     """Train `recipe` with `seed`; return where its run folder is and what it cost."""
     name = f"{recipe}-s{seed}"
     folder = runs / name
     if (folder / "done.json").exists():
         return json.loads((folder / "done.json").read_text())
     command = [sys.executable, "-m", "turnwise.trainer.cli", "train", recipe, "preset=cpu-tiny",
-               f"seed={seed}", f"sft.seed={seed}", f"log.dir={runs}", f"log.run_name={name}",
+               f"seed={seed}", f"sft.seed={sft_seed}", f"log.dir={runs}", f"log.run_name={name}",
                "log.quiet=true", "checkpoint.every=0", *extra]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     started = time.perf_counter()
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=HERE / "runs",
                         help="run folders (kept: a rerun skips finished runs)")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--sft-seed", type=int, default=0,
+                        help="one SFT cold start per recipe family, shared by every RL seed")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("overrides", nargs="*", help="key=value for every run")
     args = parser.parse_args()
@@ -82,7 +85,7 @@ def main() -> None:
                 if done.exists():
                     records.append(json.loads(done.read_text()))
                 continue
-            record = run_one(recipe, seed, args.runs, args.overrides)
+            record = run_one(recipe, seed, args.runs, args.overrides, args.sft_seed)
             print(f"{recipe} seed {seed}: {record['wall_seconds']:.0f}s", flush=True)
             records.append(record)
     write_report(records, RECIPES, args.out)
