@@ -34,6 +34,7 @@ class RunContext:
 
     progress: RolloutProgress
     tool_slots: asyncio.Semaphore
+    started: int = 0  # episodes begun; each must come back as a trajectory (see `_measured`)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Orchestrator:
         """Run one episode to its end; `after_step` sees it after every step that did not end it."""
         progress = ctx.progress
         progress.episode_started()
+        ctx.started += 1
         if not episode.ready:
             await episode.reset()
         while (turn := await episode.generate()) is not None:
@@ -152,6 +154,7 @@ class Orchestrator:
             wave = episodes[start:start + self.max_concurrency]
             for _ in wave:
                 progress.episode_started()
+            ctx.started += len(wave)
             await asyncio.gather(*(e.reset() for e in wave))
             live = [e for e in wave if not e.done]
             while live:
@@ -185,12 +188,20 @@ class Orchestrator:
         finally:
             ctx.progress.close()
         wall = time.perf_counter() - started
+        statuses = {s: sum(t.status == s for t in trajectories)
+                    for s in ("done", "truncated", "failed")}
+        if sum(statuses.values()) != ctx.started or len(trajectories) != ctx.started:
+            # Every episode ends as done, truncated or failed; anything else is lost data.
+            raise RuntimeError(f"rollout {tag!r}: {ctx.started} episodes started but "
+                               f"{len(trajectories)} came back ({statuses})")
         # ARPO branches share their prefix turns: count each generated turn once.
         turns = {id(turn): turn for t in trajectories for turn in t.turns}.values()
         tokens = sum(len(turn.response_ids) for turn in turns)
         self.last = {
             "wall_seconds": wall,
             "episodes": float(len(trajectories)),
+            "episodes_started": float(ctx.started),
+            **{f"status_{s}": float(n) for s, n in statuses.items()},
             "turns": float(len(turns)),
             "response_tokens": float(tokens),
             "tokens_per_second": tokens / max(wall, 1e-9),
