@@ -127,6 +127,13 @@ class Episode:
         if not completion.token_ids:
             self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
             return None
+        if len(completion.token_ids) > budget:
+            # An engine that overran max_tokens must not blow the episode's token budget.
+            completion = replace(
+                completion, token_ids=completion.token_ids[:budget],
+                logprobs=completion.logprobs[:budget], finish_reason="length",
+                top_logprobs=completion.top_logprobs[:budget] if completion.top_logprobs else None)
+            self.traj.info["responses_cut"] = self.traj.info.get("responses_cut", 0) + 1
         self.generated += len(completion.token_ids)
         turn = Turn(
             response_ids=list(completion.token_ids),

@@ -109,13 +109,17 @@ class Orchestrator:
         progress = ctx.progress
         progress.episode_started()
         ctx.started += 1
-        if not episode.ready:
-            await episode.reset()
-        while (turn := await episode.generate()) is not None:
-            progress.generated(len(turn.response_ids))
-            await self._step(episode, ctx)
-            if after_step is not None and not episode.done:
-                after_step(episode)
+        try:
+            if not episode.ready:
+                await episode.reset()
+            while (turn := await episode.generate()) is not None:
+                progress.generated(len(turn.response_ids))
+                await self._step(episode, ctx)
+                if after_step is not None and not episode.done:
+                    after_step(episode)
+        except BaseException:  # cancelled, or the engine failed: still release the env's resources
+            await episode.close()
+            raise
         trajectory = await episode.close()
         progress.episode_finished(trajectory)
         return trajectory
@@ -142,7 +146,14 @@ class Orchestrator:
                 async with slots:
                     return await self.drive(episode, ctx)
 
-            return list(await asyncio.gather(*(one(e) for e in episodes)))
+            running = [asyncio.ensure_future(one(e)) for e in episodes]
+            try:
+                return list(await asyncio.gather(*running))
+            except BaseException:  # one episode's error stops the others before it propagates
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                raise
 
         return await self._measured(tag, run)
 
