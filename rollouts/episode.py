@@ -127,8 +127,9 @@ class Episode:
         if not completion.token_ids:
             self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
             return None
-        if len(completion.token_ids) > budget:
-            # An engine that overran max_tokens must not blow the episode's token budget.
+        if len(completion.token_ids) > budget and not completion.info.get("demonstration"):
+            # An engine that overran max_tokens must not blow the episode's token budget
+            # (an expert's demonstration is kept whole: it is what the model should learn).
             completion = replace(
                 completion, token_ids=completion.token_ids[:budget],
                 logprobs=completion.logprobs[:budget], finish_reason="length",

@@ -226,6 +226,7 @@ def oracle_act(oracle: Oracle, formatter: ChatFormatter) -> Act:
     async def act(prompt_ids: list[int], obs: Observation, params: SamplingParams) -> Completion:
         text = oracle.act(obs)
         ids = list(formatter.tokenizer.encode(text, add_special_tokens=False)) + [formatter.eos_id]
-        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop")
+        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop",
+                          info={"demonstration": True})
 
     return act
