@@ -9,7 +9,10 @@ environment end the episode as `failed` with the error recorded; they never prop
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import math
+import numbers
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from ..agent.chat import ChatFormatter, Conversation, MismatchPolicy
 from ..agent.engines.base import Completion, SamplingParams
 from ..agent.prompts import observation_text, per_step_messages
-from ..envs.base import Env, Observation, Task
+from ..envs.base import Env, Observation, Step, Task
 from .entropy import first_tokens_entropy
 from .trajectory import SampleMode, Trajectory, Turn
 
@@ -36,6 +39,13 @@ class EpisodeSettings:
     sampling: SamplingParams = field(default_factory=SamplingParams)  # stop sequences live here
     template_mismatch: MismatchPolicy = "keep"  # full_trajectory: see agent.chat.Conversation
     entropy_tokens: int = 20  # ARPO's k, used when sampling asks for top logprobs
+    # Seconds one env.reset / env.step may take; a hung environment fails its episode instead
+    # of holding a rollout slot for ever (tools have their own, shorter, executor timeout).
+    step_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.step_timeout > 0:
+            raise ValueError(f"rollout.step_timeout={self.step_timeout!r}: must be > 0 seconds")
 
 
 class Episode:
@@ -71,10 +81,15 @@ class Episode:
         self.started = time.perf_counter()
         self.ready = True
         try:
-            self.obs = await self.env.reset(self.task)
+            obs = await _bounded(self.env.reset(self.task), self.settings.step_timeout, "reset")
         except Exception as exc:  # a broken environment costs this episode, not the run
-            self._fail(f"env.reset raised {type(exc).__name__}: {exc}")
+            self._fail(_describe_error("reset", exc))
             return
+        problem = observation_problem(obs)
+        if problem is not None:
+            self._fail(f"env.reset returned a malformed observation: {problem}")
+            return
+        self.obs = obs
         self.traj.initial_observation = self.obs.text
         self.system = getattr(self.env, "system_prompt", "")
         self.shown = self._show(self.obs)
@@ -112,6 +127,14 @@ class Episode:
         if not completion.token_ids:
             self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
             return None
+        if len(completion.token_ids) > budget and not completion.info.get("demonstration"):
+            # An engine that overran max_tokens must not blow the episode's token budget
+            # (an expert's demonstration is kept whole: it is what the model should learn).
+            completion = replace(
+                completion, token_ids=completion.token_ids[:budget],
+                logprobs=completion.logprobs[:budget], finish_reason="length",
+                top_logprobs=completion.top_logprobs[:budget] if completion.top_logprobs else None)
+            self.traj.info["responses_cut"] = self.traj.info.get("responses_cut", 0) + 1
         self.generated += len(completion.token_ids)
         turn = Turn(
             response_ids=list(completion.token_ids),
@@ -138,13 +161,17 @@ class Episode:
         text = self.formatter.decode(turn.response_ids)
         started = time.perf_counter()
         try:
-            step = await self.env.step(text)
+            step = await _bounded(self.env.step(text), self.settings.step_timeout, "step")
+            problem = step_problem(step)
         except Exception as exc:
-            turn.env_seconds = time.perf_counter() - started
-            turn.error = f"env.step raised {type(exc).__name__}: {exc}"
-            self._fail(turn.error)
-            return
+            problem, error = None, _describe_error("step", exc)
+        else:
+            error = None if problem is None else f"env.step returned a malformed Step: {problem}"
         turn.env_seconds = time.perf_counter() - started
+        if error is not None:
+            turn.error = error
+            self._fail(error)
+            return
         turn.reward = float(step.reward)
         turn.invalid = bool(step.info.get("invalid", False))
         turn.action = str(step.info.get("action", text))
@@ -203,8 +230,14 @@ class Episode:
         return self.traj
 
     def _show(self, obs: Observation) -> str:
-        return observation_text(obs.text, obs.admissible_actions,
+        # Valid UTF-8 whatever the environment sent: a tokenizer refuses lone surrogates.
+        text = observation_text(obs.text, obs.admissible_actions,
                                 show_admissible=self.settings.show_admissible)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: a tokenizer refuses them
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        return text
 
     def _stop(self, reason: str) -> None:
         self.traj.info["stop"] = reason
@@ -214,6 +247,70 @@ class Episode:
         self.traj.status = "failed"
         self.traj.info["error"] = error
         self.done = True
+
+
+class StepTimeout(Exception):
+    """An env.reset or env.step that overran `EpisodeSettings.step_timeout`."""
+
+
+async def _bounded(awaitable: Awaitable, seconds: float, what: str):
+    """Await `awaitable` for at most `seconds`; past that, cancel it and raise StepTimeout.
+
+    Unlike `asyncio.wait_for`, an environment that swallows the cancellation cannot hang the
+    episode: it gets one second to clean up and is then left behind.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:  # the episode itself was cancelled: take the step down with it
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=1.0)
+    raise StepTimeout(f"env.{what} did not return within rollout.step_timeout={seconds:g}s")
+
+
+def _describe_error(what: str, exc: Exception) -> str:
+    if isinstance(exc, StepTimeout):
+        return str(exc)
+    return f"env.{what} raised {type(exc).__name__}: {exc}"
+
+
+def observation_problem(obs: object) -> str | None:
+    """What is wrong with an environment's observation, or None if it is well formed."""
+    if not isinstance(obs, Observation):
+        return f"expected an Observation, got {type(obs).__name__}"
+    if not isinstance(obs.text, str):
+        return f"observation.text is {type(obs.text).__name__}, not str"
+    if obs.role not in ("user", "tool"):
+        return f"observation.role={obs.role!r}; allowed are 'user', 'tool'"
+    actions = obs.admissible_actions
+    if actions is not None and not (isinstance(actions, list)
+                                     and all(isinstance(a, str) for a in actions)):
+        return "observation.admissible_actions must be a list of str or None"
+    if not isinstance(obs.info, dict):
+        return f"observation.info is {type(obs.info).__name__}, not dict"
+    return None
+
+
+def step_problem(step: object) -> str | None:
+    """What is wrong with an environment's `Step`, or None if it is well formed."""
+    if not isinstance(step, Step):
+        return f"expected a Step, got {type(step).__name__}"
+    problem = observation_problem(step.observation)
+    if problem is not None:
+        return problem
+    if isinstance(step.reward, bool) or not isinstance(step.reward, numbers.Real):
+        return f"reward is {type(step.reward).__name__} {step.reward!r}, not a number"
+    if not math.isfinite(step.reward):  # a NaN reward would poison every advantage of its group
+        return f"reward is {step.reward!r}, not finite"
+    if step.done not in (True, False):  # bool, numpy bool, 0/1
+        return f"done is {type(step.done).__name__} {step.done!r}, not bool"
+    if not isinstance(step.info, dict):
+        return f"info is {type(step.info).__name__}, not dict"
+    return None
 
 
 async def run_episode(act: Act, env: Env, task: Task, formatter: ChatFormatter,

@@ -34,6 +34,7 @@ class RunContext:
 
     progress: RolloutProgress
     tool_slots: asyncio.Semaphore
+    started: int = 0  # episodes begun; each must come back as a trajectory (see `_measured`)
 
 
 @dataclass
@@ -109,13 +110,18 @@ class Orchestrator:
         """Run one episode to its end; `after_step` sees it after every step that did not end it."""
         progress = ctx.progress
         progress.episode_started()
-        if not episode.ready:
-            await episode.reset()
-        while (turn := await episode.generate()) is not None:
-            progress.generated(len(turn.response_ids))
-            await self._step(episode, ctx)
-            if after_step is not None and not episode.done:
-                after_step(episode)
+        ctx.started += 1
+        try:
+            if not episode.ready:
+                await episode.reset()
+            while (turn := await episode.generate()) is not None:
+                progress.generated(len(turn.response_ids))
+                await self._step(episode, ctx)
+                if after_step is not None and not episode.done:
+                    after_step(episode)
+        except BaseException:  # cancelled, or the engine failed: still release the env's resources
+            await episode.close()
+            raise
         trajectory = await episode.close()
         progress.episode_finished(trajectory)
         return trajectory
@@ -142,7 +148,14 @@ class Orchestrator:
                 async with slots:
                     return await self.drive(episode, ctx)
 
-            return list(await asyncio.gather(*(one(e) for e in episodes)))
+            running = [asyncio.ensure_future(one(e)) for e in episodes]
+            try:
+                return list(await asyncio.gather(*running))
+            except BaseException:  # one episode's error stops the others before it propagates
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+                raise
 
         return await self._measured(tag, run)
 
@@ -154,6 +167,7 @@ class Orchestrator:
             wave = episodes[start:start + self.max_concurrency]
             for _ in wave:
                 progress.episode_started()
+            ctx.started += len(wave)
             await asyncio.gather(*(e.reset() for e in wave))
             live = [e for e in wave if not e.done]
             while live:
@@ -187,12 +201,20 @@ class Orchestrator:
         finally:
             ctx.progress.close()
         wall = time.perf_counter() - started
+        statuses = {s: sum(t.status == s for t in trajectories)
+                    for s in ("done", "truncated", "failed")}
+        if sum(statuses.values()) != ctx.started or len(trajectories) != ctx.started:
+            # Every episode ends as done, truncated or failed; anything else is lost data.
+            raise RuntimeError(f"rollout {tag!r}: {ctx.started} episodes started but "
+                               f"{len(trajectories)} came back ({statuses})")
         # ARPO branches share their prefix turns: count each generated turn once.
         turns = {id(turn): turn for t in trajectories for turn in t.turns}.values()
         tokens = sum(len(turn.response_ids) for turn in turns)
         self.last = {
             "wall_seconds": wall,
             "episodes": float(len(trajectories)),
+            "episodes_started": float(ctx.started),
+            **{f"status_{s}": float(n) for s, n in statuses.items()},
             "turns": float(len(turns)),
             "response_tokens": float(tokens),
             "tokens_per_second": tokens / max(wall, 1e-9),
@@ -206,6 +228,7 @@ def oracle_act(oracle: Oracle, formatter: ChatFormatter) -> Act:
     async def act(prompt_ids: list[int], obs: Observation, params: SamplingParams) -> Completion:
         text = oracle.act(obs)
         ids = list(formatter.tokenizer.encode(text, add_special_tokens=False)) + [formatter.eos_id]
-        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop")
+        return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop",
+                          info={"demonstration": True})
 
     return act

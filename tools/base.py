@@ -170,10 +170,22 @@ class Tool:
         return self.fn(*args, **kwargs)
 
 
+def valid_text(text: str) -> str:
+    """`text` as valid UTF-8: lone surrogates (from undecodable file names, say) become '?'.
+
+    A tokenizer refuses them, so one such result would otherwise fail its whole episode.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def render_output(value: Any) -> str:
-    """A tool's return value as the text the model reads."""
+    """A tool's return value as the text the model reads (always valid UTF-8)."""
     if isinstance(value, str):
-        return value
+        return valid_text(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if value is None:
@@ -181,6 +193,6 @@ def render_output(value: Any) -> str:
     if hasattr(value, "model_dump"):  # pydantic models
         value = value.model_dump(mode="json")
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return valid_text(json.dumps(value, ensure_ascii=False, default=str))
     except (TypeError, ValueError):
-        return str(value)
+        return valid_text(str(value))

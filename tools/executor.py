@@ -33,6 +33,7 @@ from .base import (
     ToolTimeout,
     TransientToolError,
     render_output,
+    valid_text,
 )
 from .metrics import ToolMetrics
 from .registry import ToolRegistry
@@ -183,6 +184,7 @@ class Executor:
         result.status = status  # type: ignore[assignment]
         result.latency = time.perf_counter() - started
         if error is not None:
+            error = valid_text(error)
             # An exception's message can be as long as any output; it gets the same budget.
             result.content, cut = truncate_text(f"Error: {error}", self.max_output_tokens,
                                                 tokenizer=self.tokenizer)

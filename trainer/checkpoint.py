@@ -4,11 +4,14 @@ A checkpoint is a folder `RUN/checkpoints/iter_000012/` holding the backend's st
 optimizer, lr-schedule position, shuffling RNG), every rank's RNG states (python, numpy, torch,
 CUDA) and `meta.json` (iteration, engine version, task position). It is assembled under a
 hidden name and renamed once complete, so a kill at any moment leaves either a whole
-checkpoint or none; `meta.json` is written last and marks a folder as valid.
+checkpoint or none; `meta.json` is written last and marks a folder as valid. It also records
+the size and SHA-256 of every other file, so a checkpoint damaged later (a full disk, a bad
+copy, bit rot) is detected on resume and the previous one is used instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -46,7 +49,7 @@ def save_checkpoint(run_dir: str | Path, iteration: int, backend, world: World, 
     world.barrier()
     if world.is_main:
         record = {**meta, "iteration": iteration, "world_size": world.size,
-                  "backend": backend.name, "saved_at": time.time()}
+                  "backend": backend.name, "saved_at": time.time(), "files": _manifest(staging)}
         _write_atomic(staging / "meta.json", json.dumps(record, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -63,6 +66,9 @@ def load_checkpoint(path: str | Path, backend, world: World) -> dict[str, Any]:
     meta = read_meta(path)
     if meta is None:
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no valid meta.json)")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path} is damaged: {problem}")
     if meta["world_size"] != world.size or meta["backend"] != backend.name:
         raise ValueError(
             f"checkpoint {path} was written by {meta['world_size']} process(es) of backend "
@@ -79,6 +85,27 @@ def valid_checkpoints(run_dir: str | Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if _NAME.match(p.name) and read_meta(p) is not None]
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """What is wrong with the files of a checkpoint (size or SHA-256 against meta.json), or None.
+
+    Checkpoints written before checksums were recorded have nothing to check against.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if meta is None:
+        return "no valid meta.json"
+    for name, want in sorted(meta.get("files", {}).items()):
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        size = file.stat().st_size
+        if size != want["bytes"]:
+            return f"{name} has {size} bytes, {want['bytes']} were written"
+        if _sha256(file) != want["sha256"]:
+            return f"{name} does not match its SHA-256 checksum"
+    return None
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
@@ -103,18 +130,32 @@ def find_resume(cfg: Config) -> tuple[Path | None, Path | None]:
         else:
             runs = sorted(Path(cfg.log.dir).glob(f"{cfg.name}-*"), key=lambda p: p.stat().st_mtime)
         for run in reversed(runs):
-            found = valid_checkpoints(run)
-            if found:
-                return run, found[-1]
+            found = newest_intact(run)
+            if found is not None:
+                return run, found
         return None, None
     path = Path(cfg.resume)
     if read_meta(path) is not None:
         return path.parent.parent, path
-    found = valid_checkpoints(path)
-    if not found:
+    found = newest_intact(path)
+    if found is None:
         raise ValueError(f"resume={cfg.resume!r}: neither a checkpoint nor a run folder with a "
-                         f"complete checkpoint under {FOLDER}/")
-    return path, found[-1]
+                         f"complete, undamaged checkpoint under {FOLDER}/")
+    return path, found
+
+
+def newest_intact(run_dir: str | Path, *, warn=None) -> Path | None:
+    """The newest complete checkpoint whose files match their checksums; damaged ones are
+    reported (on stderr, or to `warn`) and passed over."""
+    import sys
+
+    report = warn or (lambda message: print(message, file=sys.stderr))
+    for candidate in reversed(valid_checkpoints(run_dir)):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return candidate
+        report(f"warning: skipping damaged checkpoint {candidate}: {problem}")
+    return None
 
 
 def trim_metrics(path: str | Path, iteration: int) -> None:
@@ -141,6 +182,20 @@ def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under `folder` (meta.json excepted), by relative path."""
+    return {str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+            for f in sorted(folder.rglob("*")) if f.is_file() and f.name != "meta.json"}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -76,6 +76,8 @@ class RolloutConfig(Section):
     template_mismatch: Literal["keep", "fail"] = "keep"  # template rewrites history: keep ids
     max_staleness: int = Field(0, ge=0)  # train on samples at most this many versions old
     arpo: ArpoRolloutConfig | None = None  # null: every episode starts fresh (no branching)
+    # Seconds one env.reset/env.step may take before its episode fails (tools time out sooner).
+    step_timeout: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _arpo_fits(self) -> RolloutConfig:

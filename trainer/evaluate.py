@@ -170,7 +170,8 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
     settings = EpisodeSettings(mode=r.mode, history=r.history, max_turns=r.max_turns,
                                max_tokens_per_turn=r.max_tokens_per_turn,
                                max_episode_tokens=r.max_episode_tokens,
-                               show_admissible=r.show_admissible, sampling=sampling)
+                               show_admissible=r.show_admissible, sampling=sampling,
+                               step_timeout=r.step_timeout)
     formatter = ChatFormatter(tokenizer, tools=suite_tool_schemas(suite))
     orchestrator = Orchestrator(engine, suite, formatter, settings,
                                 max_concurrency=r.max_concurrency)

@@ -100,7 +100,8 @@ async def _train(cfg: Config, echo) -> RunResult:
                                max_tokens_per_turn=r.max_tokens_per_turn,
                                max_episode_tokens=r.max_episode_tokens,
                                show_admissible=r.show_admissible, sampling=sampling,
-                               template_mismatch=r.template_mismatch)
+                               template_mismatch=r.template_mismatch,
+                               step_timeout=r.step_timeout)
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
     # others the engine happened to batch it with.
     orchestrator = Orchestrator(engine, suite, formatter, settings,

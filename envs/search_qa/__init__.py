@@ -10,6 +10,7 @@ script (one search naming each hop's entity, then the answer). A suite wires the
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,19 +29,22 @@ class SearchQATasks:
 
     `source="synthetic"` generates questions over a knowledge base built from `kb_seed`;
     `source="files"` reads `data_files` (split name -> local file) and, optionally, a
-    `corpus_file`; without one, HotpotQA-style context paragraphs form the corpus.
+    `corpus_file`; without one, HotpotQA-style context paragraphs form the corpus. A bad row
+    stops the load naming its file and line, unless `skip_bad_rows` (then `skipped` lists them).
     """
 
     def __init__(self, *, source: str = "synthetic", kb_seed: int = 0,
                  kb_size: dict[str, int] | None = None, hops: Sequence[int] = (1, 2, 3),
                  metric: str = "f1", data_files: dict[str, str] | None = None,
-                 corpus_file: str | None = None, cache_dir: str | None = None) -> None:
+                 corpus_file: str | None = None, cache_dir: str | None = None,
+                 skip_bad_rows: bool = False) -> None:
         if metric not in METRICS:
             raise ValueError(f"env.options.metric={metric!r}: allowed are {list(METRICS)}")
         if source not in ("synthetic", "files"):
             raise ValueError(f"env.options.source={source!r}: allowed are 'synthetic', 'files'")
         self.source, self.metric, self.hops = source, metric, tuple(hops)
         self._questions: dict[str, list[dict[str, Any]]] = {}
+        self.skipped: list[str] = []  # bad rows left out (skip_bad_rows): "file:line: problem"
         if source == "synthetic":
             self.kb = build_kb(kb_seed, **(kb_size or {}))
             self._documents = self.kb.documents()
@@ -49,8 +53,13 @@ class SearchQATasks:
         if not data_files:
             raise ValueError("env.options.data_files is required with source='files' "
                              "(a mapping of split name to a local .jsonl/.json/.parquet file)")
-        self._questions = {split: load_questions(path, cache_dir=cache_dir)
-                           for split, path in data_files.items()}
+        self._questions = {
+            split: load_questions(path, cache_dir=cache_dir,
+                                  skipped=self.skipped if skip_bad_rows else None)
+            for split, path in data_files.items()}
+        if self.skipped:
+            print(f"warning: search_qa skipped {len(self.skipped)} bad row(s) "
+                  f"(env.options.skip_bad_rows); first: {self.skipped[0]}", file=sys.stderr)
         if corpus_file:
             self._documents = load_corpus(corpus_file, cache_dir=cache_dir)
         else:

@@ -10,6 +10,7 @@ equals one pass over the union of the ranks' rows.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -194,12 +195,40 @@ class DeepSpeedBackend:
         self.engine.backward(loss * self.world.size)
 
     def step(self) -> float:
-        for group in self.engine.optimizer.param_groups:
+        """Step unless a gradient is NaN/inf anywhere; a skipped step returns NaN (as torch's).
+
+        DeepSpeed applies non-finite gradients as they are at ZeRO stage 0 (a plain optimizer)
+        and at stages 1-2 in bf16 (no overflow check without fp16 loss scaling), which would
+        poison every weight; so stage 0 is checked here and stages 1-2 have DeepSpeed's own
+        overflow check switched on. Stage 3 always skips on a non-finite norm.
+        """
+        own_norm = self._full_gradient_norm() if self.stage == 0 else None
+        if own_norm is not None and not math.isfinite(own_norm):
+            self.engine.zero_grad()
+            return float("nan")
+        inner = self.engine.optimizer
+        if self.stage in (1, 2):
+            inner.check_grad_overflow = True
+        for group in inner.param_groups:
             group["lr"] = self.schedule(self.steps)
+        skipped = self.engine.skipped_steps
         self.engine.step()
+        if self.engine.skipped_steps > skipped:
+            return float("nan")
         self.steps += 1
         norm = self.engine.get_global_grad_norm()
+        if norm is None:  # stage 0 keeps no norm of its own
+            norm = own_norm
         return float(norm) if norm is not None else float("nan")
+
+    def _full_gradient_norm(self) -> float:
+        """Stage 0: the global L2 norm before clipping; every rank holds the all-reduced
+        gradients, so every rank computes the same number (and the same decision)."""
+        grads = [p.grad.detach().float() for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return 0.0
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
+                                                           for g in grads])))
 
     def _gather(self, params: Sequence[torch.nn.Parameter]):
         if self.stage != 3:
