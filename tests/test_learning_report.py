@@ -1,0 +1,56 @@
+"""The learning report's arithmetic, on run folders written by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _report_module():
+    spec = importlib.util.spec_from_file_location("learning_report",
+                                                  ROOT / "benchmarks" / "learning" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0):
+    folder = tmp_path / f"{recipe}-s{seed}"
+    folder.mkdir()
+    rows = [{"iteration": -1, "sft/rows": 100.0}, {"iteration": 0, "eval/success": before}]
+    rows += [{"iteration": i + 1, "rollout/episodes": 10.0, "rollout/success": s,
+              "rollout/response_tokens": 5.0, "rollout/tool_calls": calls, "time/iteration": 2.0}
+             for i, s in enumerate(curve)]
+    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (folder / "summary.json").write_text(json.dumps(
+        {"eval_before": {"eval/success": before}, "eval_after": {"eval/success": after}}))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"eval": {"tasks": 64, "split": "v"}}))
+    return {"recipe": recipe, "seed": seed, "run": str(folder), "wall_seconds": 30.0}
+
+
+def test_paired_gains_and_budget_by_hand(tmp_path):
+    report = _report_module()
+    records = [_run(tmp_path, "a", 0, 0.10, 0.30, [0.1, 0.5], calls=2.0),
+               _run(tmp_path, "a", 1, 0.10, 0.50, [0.2, 0.4], calls=2.0),
+               _run(tmp_path, "b", 0, 0.10, 0.20, [0.1, 0.1]),
+               _run(tmp_path, "b", 1, 0.10, 0.20, [0.0, 0.2])]
+    report.write_report(records, {"a": "b", "b": None}, tmp_path / "out")
+    out = json.loads((tmp_path / "out" / "report.json").read_text())
+    a = out["recipes"]["a"]
+    assert a["after"]["mean"] == pytest.approx(0.40)  # (0.3 + 0.5) / 2
+    assert a["after"]["std"] == pytest.approx(0.1414, abs=1e-4)  # sample std of 0.3, 0.5
+    assert a["gain"]["mean"] == pytest.approx(0.30)
+    # 2 iterations x 10 episodes; solved 10 * (0.1 + 0.5) = 6; tool calls 2 * 20 = 40
+    assert a["budget"]["episodes"] == 20 and a["budget"]["solved_episodes"] == pytest.approx(6)
+    assert a["tool_calls_per_solved"]["mean"] == pytest.approx((40 / 6 + 40 / 6) / 2)
+    (pair,) = out["comparisons"]
+    assert pair["per_seed"] == pytest.approx([0.10, 0.30])  # a - b, seed by seed
+    assert (tmp_path / "out" / "report.png").stat().st_size > 10_000
+    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 |" in (
+        tmp_path / "out" / "report.md").read_text()
