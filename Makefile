@@ -39,7 +39,7 @@ $(VLLM_VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 train: setup
-	$(VENV)/bin/turnwise train household_grpo preset=cpu-tiny $(ARGS)
+	$(VENV)/bin/turnwise train household_gigpo preset=cpu-tiny $(ARGS)
 
 # The trajectory viewer's browser tests drive Debian's chromium. Installed when missing and we
 # are root with apt (CI); otherwise those tests skip and say why. Never fails the target.

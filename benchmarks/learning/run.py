@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--sft-seed", type=int, default=0,
                         help="one SFT cold start per recipe family, shared by every RL seed")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("overrides", nargs="*", help="key=value for every run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="an override for every run (repeatable)")
     args = parser.parse_args()
     unknown = sorted(set(args.recipes) - set(RECIPES))
     if unknown:
