@@ -70,6 +70,23 @@ def machine() -> dict[str, Any]:
     return notes
 
 
+def quiet() -> None:
+    """No progress bars or deprecation warnings from the libraries: the tables stay readable."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+        logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
 def add_output_args(parser: argparse.ArgumentParser, *, repeats: int) -> None:
     """`--repeats` and `--json PATH` (where `run_all` collects the figures)."""
     parser.add_argument("--repeats", type=int, default=repeats,

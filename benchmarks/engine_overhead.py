@@ -27,7 +27,7 @@ import random
 
 import torch
 
-from benchmarks.common import add_output_args, interleaved, medians, write_json
+from benchmarks.common import add_output_args, interleaved, medians, quiet, write_json
 
 WORDS = ("apple", "cabinet", "drawer", "mug", "shelf", "fridge", "lamp", "table", "book", "key")
 
@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--kv-cache-gib", type=float, default=0.5, help="vllm: KV cache per engine")
     add_output_args(parser, repeats=5)
     args = parser.parse_args()
+    quiet()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from turnwise.trainer.config import ModelConfig

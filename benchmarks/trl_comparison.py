@@ -30,7 +30,7 @@ from collections import defaultdict
 
 import torch
 
-from benchmarks.common import add_output_args, build_model, write_json
+from benchmarks.common import add_output_args, build_model, quiet, write_json
 
 WORDS = ("apple", "cabinet", "drawer", "mug", "shelf", "fridge", "lamp", "table", "book", "key")
 SYSTEM = "You are an agent in a house. Name the objects you see."
@@ -142,7 +142,7 @@ def trl_round(path: str, args, seed: int) -> tuple[list[float], list[dict]]:
     import tempfile
 
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
     from turnwise.trainer.models import load_policy
 
@@ -178,6 +178,7 @@ def trl_round(path: str, args, seed: int) -> tuple[list[float], list[dict]]:
             dataloader_num_workers=0, disable_tqdm=True, shuffle_dataset=False)
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=config, train_dataset=data,
                               processing_class=tokenizer, callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)  # its log lines would bury the table
         trainer.train()
     return clock.seconds[1:], [log for log in clock.logs if "loss" in log]
 
@@ -196,6 +197,7 @@ def main() -> None:
                         help="torch threads (1 keeps a shared CPU machine from thrashing)")
     add_output_args(parser, repeats=0)
     args = parser.parse_args()
+    quiet()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     path = build_model(args.hidden, args.layers)
