@@ -6,7 +6,7 @@
 Each benchmark prints its own table (kept verbatim in RESULTS.md, with the command that made it)
 and writes its figures as JSON, from which the summary of ratios and the scaling note are filled
 in. The vLLM engine benchmark runs in .venv-vllm when it exists (`make vllm-venv`). Full run:
-about 20 minutes on 2 cores; `--quick` runs toy sizes (a few minutes) to check that all run.
+about 25 minutes on 2 cores; `--quick` runs toy sizes (a few minutes) to check that all run.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class Bench:
 
 
 BENCHES = (
-    Bench("rollout_scheduling", "rollout_scheduling", ("--capacity", "16", "64"),
+    Bench("rollout_scheduling", "rollout_scheduling",
+          ("--capacity", "16", "64", "--waves", "4", "--repeats", "2"),
           ("--capacity", "8", "--waves", "2", "--repeats", "1")),
     Bench("engine_overhead_hf", "engine_overhead", ("--concurrency", "16", "64"),
           ("--concurrency", "8", "--tokens", "8", "--repeats", "1")),
