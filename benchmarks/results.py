@@ -92,7 +92,7 @@ def scaling_note(records: list[dict]) -> str:
         out.append(
             f"- **Tools** overlap generation under the async orchestrator: with heavy-tailed "
             f"latency (median 50 ms, p99 1 s) the rollout took at most {worst:.2f}x the "
-            f"generation-only time, so at most {worst - 1:.0%} of tool time stays exposed; "
+            f"generation-only time: exposed tool waits added at most {worst - 1:.0%}; "
             f"verl-agent's lock-step loop waits for the slowest tool every turn and was "
             f">= {best:.1f}x slower. Exposed tool time does not grow with model size (slower "
             "generation hides more of it); it grows with the tail of the tool latency and the "
@@ -112,6 +112,15 @@ def scaling_note(records: list[dict]) -> str:
             f"here, {igpo['unshared_s'] / igpo['scoring_s']:.1f}x cheaper than one forward per "
             "prefix. A forward is ~1/3 of a forward+backward, so its share stays roughly constant "
             "as the model grows (~2P FLOPs per token vs ~6P for the update).")
+    if trl:
+        out.append(
+            f"- **Against TRL** (`GRPOTrainer`, same model, prompts, lengths, reward, loss): "
+            f"TRL took {trl['trl/turnwise']:.2f}x turnwise's time per iteration. The update does "
+            "the same transformer forward and backward on both sides (turnwise scores only "
+            "trained tokens through the LM head, as TRL's fused head does); the difference is "
+            "generation (see engine_overhead_hf) and TRL's per-step bookkeeping. Every "
+            "completion is forced to full length, which switches off the engine's main "
+            "advantage (finished rows leave the batch at once).")
     out.append(
         "- **Update** costs ~6P FLOPs per input token (forward + backward) plus attention, "
         "quadratic in row length. Every prompt and observation token is recomputed even though "

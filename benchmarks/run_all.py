@@ -54,7 +54,7 @@ BENCHES = (
     Bench("train_backends", "train_backends", ("--repeats", "3"),
           ("--repeats", "1", "--rows", "4", "--length", "64", "--hidden", "64", "--layers", "2")),
     Bench("memory", "memory", (), ("--turns", "1", "4", "--prompts", "512")),
-    Bench("report_overhead", "report_overhead", ("--repeats", "3"),
+    Bench("report_overhead", "report_overhead", ("--repeats", "3", "--tasks", "2"),
           ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
     Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
 )
