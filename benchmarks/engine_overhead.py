@@ -92,9 +92,11 @@ def bench_hf(path: str, concurrency: list[int], tokens: int, repeats: int) -> li
         prompts = make_prompts(tokenizer, n, seed=n)
         engine = make_engine("hf", model, tokenizer, max_batch=n)
         contenders = {
-            "engine": lambda: engine_run(engine, prompts, tokens),
-            "generate+lp": lambda: hf_generate_run(model, prompts, tokens, pad_id, logprobs=True),
-            "generate": lambda: hf_generate_run(model, prompts, tokens, pad_id, logprobs=False),
+            "engine": lambda e=engine, p=prompts: engine_run(e, p, tokens),
+            "generate+lp": lambda p=prompts: hf_generate_run(model, p, tokens, pad_id,
+                                                             logprobs=True),
+            "generate": lambda p=prompts: hf_generate_run(model, p, tokens, pad_id,
+                                                          logprobs=False),
         }
         counts = {name: fn() for name, fn in contenders.items()}  # warm-up, and equal work
         if len(set(counts.values())) != 1:
@@ -138,8 +140,8 @@ def bench_vllm(path: str, concurrency: list[int], tokens: int, repeats: int,
     try:
         for n in concurrency:
             prompts = make_prompts(tokenizer, n, seed=n)
-            contenders = {"engine": lambda: engine_run(engine, prompts, tokens),
-                          "LLM.generate": lambda: vllm_generate_run(llm, prompts, tokens)}
+            contenders = {"engine": lambda p=prompts: engine_run(engine, p, tokens),
+                          "LLM.generate": lambda p=prompts: vllm_generate_run(llm, p, tokens)}
             counts = {name: fn() for name, fn in contenders.items()}
             if len(set(counts.values())) != 1:
                 raise RuntimeError(f"unequal work at N={n}: tokens generated {counts}")

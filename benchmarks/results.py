@@ -50,14 +50,13 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      f"{igpo['share_of_step']:.1%}", ""))
     if f := _fig(records, "train_backends"):
         for c in f["configs"][1:]:
-            rows.append((f"update tokens/s: {c['backend']} ({c['procs']} proc x {c['threads']} "
-                         "thr) / torch (1 x 1)", f"{c['ratio']:.2f}x", ""))
+            label = f"update tokens/s: {c['backend']} ({c['procs']} proc x {c['threads']} thr)"
+            rows.append((f"{label} / torch (1 x 1)", f"{c['ratio']:.2f}x", ""))
     if f := _fig(records, "memory"):
         for r in f["rows"]:
             if r["turns"] in (1, 16) and r["prompt"] == 128:
-                rows.append((f"update RSS, {r['mode']}, {r['turns']} turns, "
-                             f"{r['trained_tokens']} trained tokens",
-                             f"{r['mib_per_1k_trained']:.0f} MiB / 1k tokens", ""))
+                what = f"update RSS, {r['mode']}, {r['turns']} turns, {r['trained_tokens']} tokens"
+                rows.append((what, f"{r['mib_per_1k_trained']:.0f} MiB / 1k tokens", ""))
     return rows
 
 
@@ -69,8 +68,8 @@ def scaling_note(records: list[dict]) -> str:
     backends = _fig(records, "train_backends")
     memory = _fig(records, "memory")
     out = ["## Scaling note", "",
-           "One iteration is `T = T_gen + T_tools,exposed + T_credit + T_update + T_sync` "
-           "(trainer/loop.py logs each as `time/*`). What each term is made of, and how it grows:",
+           ("One iteration is `T = T_gen + T_tools,exposed + T_credit + T_update + T_sync` "
+            "(trainer/loop.py logs each as `time/*`). What each term is made of, and how it grows:"),
            ""]
     if trl:
         p = trl["turnwise_phases"]
@@ -174,18 +173,18 @@ def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, com
     vllm_notes = next((r["figures"]["machine"] for r in records
                        if r["name"] == "engine_overhead_vllm" and r.get("figures")), None)
     lines = ["# Benchmark results", "",
-             f"Written by `{command}` (`make bench`) on "
-             f"{datetime.date.today().isoformat()} in {total_s / 60:.1f} min. Every figure below "
-             "comes from this one run; each is a median of repeats, contenders interleaved."]
+             (f"Written by `{command}` (`make bench`) on "
+              f"{datetime.date.today().isoformat()} in {total_s / 60:.1f} min. Every figure below "
+              "comes from this one run; each is a median of repeats, contenders interleaved.")]
     if quick:
-        lines += ["", "**Quick run: toy sizes; these figures check that the benchmarks run and "
-                  "are not measurements.**"]
+        lines += ["", ("**Quick run: toy sizes; these figures check that the benchmarks run and "
+                       "are not measurements.**")]
     lines += ["", "## Machine", "",
-              f"- CPU: {notes.get('cpu')}, {notes.get('cores')} cores (shared with other work: "
-              "timings are noisy, which is why contenders run interleaved)",
-              f"- torch {notes.get('torch')}, transformers {notes.get('transformers')}, "
-              f"trl {notes.get('trl', 'not installed')}, deepspeed {notes.get('deepspeed', '-')}, "
-              f"Python {notes.get('python')}"]
+              (f"- CPU: {notes.get('cpu')}, {notes.get('cores')} cores (shared with other work: "
+               "timings are noisy, which is why contenders run interleaved)"),
+              (f"- torch {notes.get('torch')}, transformers {notes.get('transformers')}, "
+               f"trl {notes.get('trl', 'not installed')}, deepspeed {notes.get('deepspeed', '-')}, "
+               f"Python {notes.get('python')}")]
     if vllm_notes:
         lines.append(f"- vLLM {vllm_notes.get('vllm')} (CPU build, .venv-vllm, torch "
                      f"{vllm_notes.get('torch')}, transformers {vllm_notes.get('transformers')})")

@@ -31,14 +31,14 @@ import time
 
 import torch
 from turnwise.agent.chat import ChatFormatter
-
-from benchmarks.common import add_output_args, write_json
 from turnwise.agent.engines import SamplingParams, make_engine
 from turnwise.envs.base import Observation, Step, Task
 from turnwise.rollouts.episode import EpisodeSettings
 from turnwise.rollouts.orchestrator import Orchestrator
 from turnwise.trainer.config import ModelConfig
 from turnwise.trainer.models import load_policy, resolve_model
+
+from benchmarks.common import add_output_args, write_json
 
 MEDIAN_S = 0.05
 SIGMA = math.log(1.0 / MEDIAN_S) / 2.3263  # p99 = median * exp(2.3263 sigma) = 1 s
