@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: setup train test system-deps browser vllm-venv
+.PHONY: setup train test system-deps browser vllm-venv bench
 setup: system-deps $(VENV)/.installed
 
 # The Python sandbox tool isolates code with bubblewrap where it can (else with unshare): on a
@@ -55,3 +55,9 @@ browser:
 test: setup browser vllm-venv
 	$(PY) -m pytest -q $(ARGS) || test $$? -eq 5
 	$(VLLM_PY) -m pytest -q -m vllm tests/test_engine_contract.py tests/test_engine_vllm.py
+
+# Every performance benchmark, one run, into benchmarks/RESULTS.md (~20 min on 2 cores;
+# ARGS=--quick for toy sizes). TRL comes from the `bench` extra; vLLM from .venv-vllm.
+bench: setup vllm-venv
+	$(PY) -m pip install -q -c constraints.txt -e ".[bench]"
+	$(PY) -m benchmarks.run_all $(ARGS)

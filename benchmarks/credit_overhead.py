@@ -8,7 +8,7 @@
    against one trainer forward over those rows, and against scoring without prefix reuse (one
    forward per turn prefix).
 
-    .venv/bin/python benchmarks/credit_overhead.py [--repeats 5] [--iterations 3]
+    .venv/bin/python -m benchmarks.credit_overhead [--repeats 5] [--iterations 3]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from turnwise.trainer.backends.torch_backend import TorchBackend
 from turnwise.trainer.config import LossConfig, ModelConfig, TrainConfig
 from turnwise.trainer.igpo_scoring import make_probe, score_answer_logprobs
 from turnwise.trainer.models import load_policy, resolve_model
+
+from benchmarks.common import add_output_args, median_time, write_json
 
 PAPER_ITERATION_S = 363.0  # GiGPO paper: one ALFWorld iteration; GiGPO's own share 0.54 s
 ESTIMATORS = [("grpo", {}), ("rloo", {}), ("reinforce_pp", {}), ("gigpo", {}),
@@ -61,21 +63,12 @@ def synthetic(groups: int, per_group: int, steps: int, seed: int = 0) -> list[Tr
     return out
 
 
-def time_it(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def label(name: str, options: dict) -> str:
     return name + "".join(f" {k}={v}" for k, v in options.items())
 
 
 def bench_estimators(trajs: list[Trajectory], repeats: int) -> dict[str, float]:
-    return {label(n, o): time_it(lambda n=n, o=o: credit.compute(n, trajs, o), repeats)
+    return {label(n, o): median_time(lambda n=n, o=o: credit.compute(n, trajs, o), repeats)
             for n, o in ESTIMATORS}
 
 
@@ -88,18 +81,22 @@ def answer_tasks(suite, count: int, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
+    add_output_args(parser, repeats=5)
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--groups", type=int, default=512, help="groups of the at-scale batch")
+    parser.add_argument("--tasks", type=int, default=4, help="tasks (groups of 8) per tiny iteration")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
 
-    print("== 1. estimators at 512 groups x 8 trajectories x 50 steps (204,800 turns) ==")
-    big = synthetic(512, 8, 50)
+    print(f"== 1. estimators at {args.groups} groups x 8 trajectories x 50 steps "
+          f"({args.groups * 400:,} turns) ==")
+    big = synthetic(args.groups, 8, 50)
     at_scale = bench_estimators(big, args.repeats)
     del big
 
-    print("== 2. tiny-model iteration (household, per_step, 4 tasks x 8, <= 12 turns, GiGPO) ==")
+    print(f"== 2. tiny-model iteration (household, per_step, {args.tasks} tasks x 8, <= 12 turns, "
+          "GiGPO) ==")
     path = resolve_model(ModelConfig(name="tiny:household"))
     model, tokenizer = load_policy(path)
     engine = make_engine("hf", path, tokenizer)
@@ -112,7 +109,7 @@ def main() -> None:
     iteration_s, trajs = [], []
     for it in range(args.iterations):
         started = time.perf_counter()
-        trajs = [t for t in asyncio.run(orch.rollout(suite.tasks("train", 4, it), group_size=8,
+        trajs = [t for t in asyncio.run(orch.rollout(suite.tasks("train", args.tasks, it), group_size=8,
                                                      tag=f"it{it}")) if t.turns]
         batch = build_batch(trajs, pad_id=tokenizer.pad_token_id)
         credit.assign_advantages(batch, credit.compute("gigpo", trajs, {}))
@@ -129,25 +126,26 @@ def main() -> None:
 
     print(f"tiny iteration: median {iteration:.2f} s over {args.iterations} "
           f"({', '.join(f'{s:.2f}' for s in iteration_s)}); its batch: {len(trajs)} episodes, {turns} turns")
-    print(f"{'estimator':<30}{'204,800 turns':>15}{'/ paper 363 s':>15}{'/ tiny iter':>13}"
+    print(f"{'estimator':<30}{f'{args.groups * 400:,} turns':>15}{'/ paper 363 s':>15}{'/ tiny iter':>13}"
           f"{'its own batch':>15}{'/ tiny iter':>13}")
     for key in at_scale:
         print(f"{key:<30}{at_scale[key]:>13.3f} s{at_scale[key] / PAPER_ITERATION_S:>14.3%}"
               f"{at_scale[key] / iteration:>13.2%}{on_iteration[key] * 1e3:>12.2f} ms"
               f"{on_iteration[key] / iteration:>13.3%}")
 
-    print("== 3. IGPO scoring pass vs the training step (full_trajectory, 4 tasks x 8, <= 6 turns) ==")
+    print(f"== 3. IGPO scoring pass vs the training step (full_trajectory, {args.tasks} tasks x 8, "
+          "<= 6 turns) ==")
     full = EpisodeSettings(mode="full_trajectory", max_turns=6, max_tokens_per_turn=24,
                            max_episode_tokens=2048, sampling=SamplingParams(temperature=1.0))
     orch = Orchestrator(engine, suite, formatter, full)
-    trajs = [t for t in asyncio.run(orch.rollout(answer_tasks(suite, 4, 99), group_size=8, tag="igpo"))
+    trajs = [t for t in asyncio.run(orch.rollout(answer_tasks(suite, args.tasks, 99), group_size=8, tag="igpo"))
              if t.turns]
     batch = build_batch(trajs, pad_id=tokenizer.pad_token_id)
     batch.advantages = torch.randn_like(batch.old_logprobs) * batch.loss_mask
     probes = sum(len(t.turns) for t in trajs)
-    scoring = time_it(lambda: score_answer_logprobs(model, tokenizer, trajs), args.repeats)
-    step = time_it(lambda: backend.update(batch), args.repeats)
-    forward = time_it(lambda: backend.forward_logprobs(batch), args.repeats)
+    scoring = median_time(lambda: score_answer_logprobs(model, tokenizer, trajs), args.repeats)
+    step = median_time(lambda: backend.update(batch), args.repeats)
+    forward = median_time(lambda: backend.forward_logprobs(batch), args.repeats)
     probe = make_probe(tokenizer, "the mug is in the cabinet")
 
     def naive() -> None:  # one forward per (trajectory, turn prefix), batched per trajectory
@@ -159,13 +157,19 @@ def main() -> None:
                 mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
                 model(input_ids=ids, attention_mask=mask)
 
-    unshared = time_it(naive, args.repeats)
+    unshared = median_time(naive, args.repeats)
     print(f"{len(trajs)} episodes, {probes} probes, {batch.num_tokens()} trained tokens")
     print(f"scoring pass {scoring:.3f} s | training step {step:.3f} s | share of the step "
           f"{scoring / step:.1%} | share of a tiny iteration {scoring / iteration:.1%}")
     print(f"one trainer forward over the same rows {forward:.3f} s: scoring / forward "
           f"{scoring / forward:.2f} (the probes ride on one forward of each episode)")
     print(f"without prefix reuse {unshared:.3f} s: packed prefixes are {unshared / scoring:.1f}x faster")
+    write_json(args.json, "credit_overhead", {
+        "groups": args.groups, "estimators_at_scale_s": at_scale,
+        "estimators_on_iteration_s": on_iteration, "tiny_iteration_s": iteration,
+        "igpo": {"scoring_s": scoring, "training_step_s": step, "forward_s": forward,
+                 "unshared_s": unshared, "share_of_step": scoring / step,
+                 "share_of_iteration": scoring / iteration, "probes": probes}})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ On one rollout batch of the tiny household model, side by side and repeated (med
   plots    write_plots on a 100-iteration metrics.jsonl
 and prints sample / update and plots / update.
 
-    .venv/bin/python benchmarks/report_overhead.py [--repeats 5] [--save 8]
+    .venv/bin/python -m benchmarks.report_overhead [--repeats 5] [--save 8]
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from turnwise import credit
@@ -39,14 +37,7 @@ from turnwise.trainer.models import load_policy, resolve_model
 from turnwise.trainer.report.plots import write_plots
 from turnwise.trainer.runlog import RunLog
 
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+from benchmarks.common import median_time
 
 
 def main() -> None:
@@ -87,10 +78,10 @@ def main() -> None:
         (Path(root) / "plots_run" / "metrics.jsonl").write_text(
             "\n".join(json.dumps(r) for r in records) + "\n")
         write_plots(Path(root) / "plots_run")  # warm: matplotlib import and font cache
-        update = timed(lambda: backend.update(batch), args.repeats)
-        sample = timed(lambda: log.save_trajectories(1, trajs, per_turn, batch, backend, tokenizer),
+        update = median_time(lambda: backend.update(batch), args.repeats)
+        sample = median_time(lambda: log.save_trajectories(1, trajs, per_turn, batch, backend, tokenizer),
                        args.repeats)
-        plots = timed(lambda: write_plots(Path(root) / "plots_run"), args.repeats)
+        plots = median_time(lambda: write_plots(Path(root) / "plots_run"), args.repeats)
         size = (log.dir / "trajectories" / "iter_00001.jsonl").stat().st_size
 
     print(f"batch: {len(trajs)} trajectories, {batch.num_rows} rows, "

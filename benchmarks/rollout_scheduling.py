@@ -17,7 +17,7 @@ so it is equally long at every capacity; a much shorter one is dominated by its 
 episode's own chain of tool waits, which no schedule can hide. Each number is the median of `--repeats` runs, interleaved so
 machine noise hits all schedules alike. Targets: lockstep / async >= 2, async / gen-only <= 1.15.
 
-    .venv/bin/python benchmarks/rollout_scheduling.py [--capacity 16 32 64] [--repeats 3]
+    .venv/bin/python -m benchmarks.rollout_scheduling [--capacity 16 32 64] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from turnwise.rollouts.episode import EpisodeSettings
 from turnwise.rollouts.orchestrator import Orchestrator
 from turnwise.trainer.config import ModelConfig
 from turnwise.trainer.models import load_policy, resolve_model
+
+from benchmarks.common import add_output_args, write_json
 
 MEDIAN_S = 0.05
 SIGMA = math.log(1.0 / MEDIAN_S) / 2.3263  # p99 = median * exp(2.3263 sigma) = 1 s
@@ -110,7 +112,7 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=8, help="episodes per engine row")
     parser.add_argument("--group", type=int, default=4, help="episodes per task")
     parser.add_argument("--tokens", type=int, default=8, help="tokens per response")
-    parser.add_argument("--repeats", type=int, default=3)
+    add_output_args(parser, repeats=3)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 keeps a shared CPU machine from thrashing)")
     parser.add_argument("--seed", type=int, default=0)
@@ -129,6 +131,7 @@ def main() -> None:
     # rows: mean rows per decode step under async (of C)
     print(f"{'C':>4} {'async s':>8} {'lockstep s':>10} {'gen-only s':>10} "
           f"{'lockstep/async':>14} {'async/gen-only':>14} {'async tok/s':>11} {'rows':>5}")
+    results = []
     for capacity in args.capacity:
         common = {"tasks": max(1, args.waves * capacity // args.group), "group": args.group,
                   "seed": args.seed}
@@ -155,7 +158,13 @@ def main() -> None:
               f"{med['gen-only']:>10.2f} {med['lockstep'] / med['async']:>14.2f} "
               f"{med['async'] / med['gen-only']:>14.2f} {tokens / med['async']:>11.0f} "
               f"{rows / max(steps, 1):>5.1f}", flush=True)
+        results.append({"capacity": capacity, **med, "lockstep/async": med["lockstep"] / med["async"],
+                        "async/gen-only": med["async"] / med["gen-only"],
+                        "async_tokens_per_s": tokens / med["async"],
+                        "rows_per_step": rows / max(steps, 1)})
         asyncio.run(engine.close())
+    write_json(args.json, "rollout_scheduling", {"rows": results, "repeats": args.repeats,
+                                                 "tokens_per_response": args.tokens})
 
 
 if __name__ == "__main__":

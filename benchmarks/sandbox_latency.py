@@ -1,6 +1,6 @@
 """Latency of one Python tool call: a fresh sandbox per call vs a kept session, per isolation.
 
-Run: .venv/bin/python benchmarks/sandbox_latency.py [repeats]
+Run: .venv/bin/python -m benchmarks.sandbox_latency [repeats]
 Prints medians over `repeats` calls of `print(sum(range(1000)))` and the ratio between them.
 """
 

@@ -1,7 +1,7 @@
 """Training throughput and peak memory: torch backend vs DeepSpeed ZeRO-2 / ZeRO-3, side by side.
 
-    python benchmarks/train_backends.py                      # CPU: tiny model, 2 DeepSpeed ranks
-    python benchmarks/train_backends.py --device cuda --hidden 1024 --layers 24 --procs 1
+    python -m benchmarks.train_backends                      # CPU: tiny model, 2 DeepSpeed ranks
+    python -m benchmarks.train_backends --device cuda --hidden 1024 --layers 24 --procs 1
 
 Each configuration runs in fresh processes (DeepSpeed under torchrun) on the same synthetic
 rollout batch, split between the ranks; one warm-up update, then the median of `--repeats`
@@ -23,18 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import build_model, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def build_model(hidden: int, layers: int) -> str:
-    """A model built from a config (no download): the household tokenizer, the given shape."""
-    from turnwise.trainer.config import ModelConfig, TinyConfig
-    from turnwise.trainer.models import resolve_model
-
-    heads = max(4, hidden // 64)
-    tiny = TinyConfig(hidden_size=hidden, num_layers=layers, num_heads=heads,
-                      num_kv_heads=max(1, heads // 2), intermediate_size=hidden * 11 // 4)
-    return resolve_model(ModelConfig(name="tiny:household", tiny=tiny))
 
 
 def synthetic_batch(rows: int, length: int, vocab: int, seed: int = 0):
@@ -126,12 +117,14 @@ def run_config(args, backend: str, stage: int, procs: int, threads: int) -> dict
     if args.checkpointing:
         common.append("--checkpointing")
     if backend == "torch":
-        command = [sys.executable, __file__, *common]
+        command = [sys.executable, "-m", "benchmarks.train_backends", *common]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node", str(procs), __file__, *common]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+                   "--nproc_per_node", str(procs), "-m", "benchmarks.train_backends", *common]
+    # The workers import `benchmarks` from the repository root.
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{backend} stage {stage} failed:\n{done.stderr[-4000:]}")
     return json.loads(out.read_text())
@@ -154,6 +147,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -173,6 +167,12 @@ def main() -> None:
         label = "torch" if name == "torch" else f"deepspeed ZeRO-{stage}"
         print(f"{label:<20}{procs:>6}{threads:>8}{result['tokens_per_s']:>11.0f}"
               f"{result['tokens_per_s'] / base:>7.2f}{result['peak_bytes'] / 2**20:>14.0f}")
+    write_json(args.json, "train_backends", {
+        "params": results[0][4]["params"], "rows": args.rows, "length": args.length,
+        "configs": [{"backend": "torch" if name == "torch" else f"deepspeed ZeRO-{stage}",
+                     "procs": procs, "threads": threads, "tokens_per_s": r["tokens_per_s"],
+                     "ratio": r["tokens_per_s"] / base, "peak_mib_per_rank": r["peak_bytes"] / 2**20}
+                    for name, stage, procs, threads, r in results]})
 
 
 if __name__ == "__main__":

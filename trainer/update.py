@@ -30,9 +30,10 @@ class StepEngine(Protocol):
     device: torch.device
 
     def forward(self, micro: RolloutBatch, *, with_entropy: bool = False,
-                entropy_grad: bool = False, reference: bool = False
+                entropy_grad: bool = False, reference: bool = False, loss_only: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-token logprobs (and entropies) of `micro`; differentiable when grad is enabled."""
+        """Per-token logprobs (and entropies) of `micro`; differentiable when grad is enabled.
+        With `loss_only`, only loss-mask tokens are scored (0 elsewhere), which is cheaper."""
         ...
 
     def zero_grad(self) -> None: ...
@@ -89,7 +90,9 @@ def optimise(engine: StepEngine, batch: RolloutBatch, objective: Objective, *, t
     engine.zero_grad()
     for i in range(count):
         micro = (micros[i] if i < len(micros) else padding_micro_batch(batch)).to(engine.device)
-        logprobs, entropy = engine.forward(micro, with_entropy=True, entropy_grad=wants_grad)
+        # Only loss tokens enter the objective, so only they go through the LM head.
+        logprobs, entropy = engine.forward(micro, with_entropy=True, entropy_grad=wants_grad,
+                                           loss_only=True)
         loss, stats = objective(logprobs, entropy, micro, totals)
         engine.backward(loss, last=i == count - 1)
         mask = micro.loss_mask

@@ -41,6 +41,25 @@ def test_packed_logprobs_equal_padded(tiny_model):
     assert torch.allclose(alone[0], packed[2, :13], atol=1e-5)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_scoring_only_needed_tokens_changes_nothing_they_get(tiny_model, packed):
+    # The 1-token row is trained on its first token, which has no prediction: it stays 0, and
+    # in the packed layout its neighbour's last hidden state must not be used for it.
+    batch = make_batch([9, 4, 13, 1, 7], response=3)
+    full, ent_full = token_logprobs(tiny_model, batch.input_ids, batch.attention_mask,
+                                    temperature=0.7, with_entropy=True, packed=packed)
+    full_grad = torch.autograd.grad((full * batch.advantages).sum(), tiny_model.lm_head.weight)[0]
+    part, ent_part = token_logprobs(tiny_model, batch.input_ids, batch.attention_mask,
+                                    temperature=0.7, with_entropy=True, packed=packed,
+                                    needed=batch.loss_mask)
+    part_grad = torch.autograd.grad((part * batch.advantages).sum(), tiny_model.lm_head.weight)[0]
+    mask = batch.loss_mask.bool()
+    assert torch.allclose(part[mask], full[mask], atol=1e-5)
+    assert torch.allclose(ent_part[mask], ent_full[mask], atol=1e-5)
+    assert (part[~mask] == 0).all() and (ent_part[~mask] == 0).all() and part[3, 0] == 0
+    assert torch.allclose(part_grad, full_grad, atol=1e-5)
+
+
 def _gradients(model, batch, *, agg, budget, packed):
     """Summed gradients of one optimizer step's worth of micro-batches (the step is skipped)."""
     train = TrainConfig(lr=1e-3, micro_batch_tokens=budget, packing=packed)

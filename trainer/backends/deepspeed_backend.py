@@ -177,7 +177,7 @@ class DeepSpeedBackend:
     # ----------------------------------------------------------------------------- primitives
 
     def forward(self, micro: RolloutBatch, *, with_entropy: bool = False,
-                entropy_grad: bool = False, reference: bool = False):
+                entropy_grad: bool = False, reference: bool = False, loss_only: bool = False):
         module = self.reference if reference and self.reference is not None else self.engine
         module.train(torch.is_grad_enabled())
         adapters_off = self.model.disable_adapter() if reference and self.reference is None \
@@ -185,7 +185,8 @@ class DeepSpeedBackend:
         with adapters_off:
             return token_logprobs(module, micro.input_ids, micro.attention_mask,
                                   temperature=self.temperature, with_entropy=with_entropy,
-                                  entropy_grad=entropy_grad, packed=self.packed)
+                                  entropy_grad=entropy_grad, packed=self.packed,
+                                  needed=micro.loss_mask if loss_only else None)
 
     def zero_grad(self) -> None:
         self.engine.zero_grad()

@@ -1,0 +1,116 @@
+"""Run every performance benchmark once, each in its own process, and write benchmarks/RESULTS.md.
+
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only NAME ...] [--out benchmarks/RESULTS.md]
+    make bench  [ARGS=--quick]
+
+Each benchmark prints its own table (kept verbatim in RESULTS.md, with the command that made it)
+and writes its figures as JSON, from which the summary of ratios and the scaling note are filled
+in. The vLLM engine benchmark runs in .venv-vllm when it exists (`make vllm-venv`). Full run:
+about 25 minutes on 2 cores; `--quick` runs toy sizes (a few minutes) to check that all run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import machine
+from benchmarks.results import write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+# Library log lines that would bury the tables.
+NOISE = re.compile(r"^(\(\w+ pid=\d+\)|INFO|WARNING|DEBUG|\[W|\[\d{4}-|Loading|Triton|\s*warnings\.warn)")
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    module: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+    vllm: bool = False  # runs in .venv-vllm
+
+
+BENCHES = (
+    Bench("rollout_scheduling", "rollout_scheduling",
+          ("--capacity", "16", "64", "--waves", "4", "--repeats", "2"),
+          ("--capacity", "8", "--waves", "2", "--repeats", "1")),
+    Bench("engine_overhead_hf", "engine_overhead", ("--concurrency", "16", "64"),
+          ("--concurrency", "8", "--tokens", "8", "--repeats", "1")),
+    Bench("engine_overhead_vllm", "engine_overhead", ("--engine", "vllm", "--concurrency", "16", "64"),
+          ("--engine", "vllm", "--concurrency", "8", "--tokens", "8", "--repeats", "1"), vllm=True),
+    Bench("trl_comparison", "trl_comparison", ("--rounds", "3", "--steps", "3"),
+          ("--rounds", "1", "--steps", "1", "--prompts", "2", "--group", "4", "--tokens", "8")),
+    Bench("credit_overhead", "credit_overhead", ("--repeats", "3", "--iterations", "2", "--tasks", "2"),
+          ("--groups", "16", "--repeats", "1", "--iterations", "1", "--tasks", "1")),
+    Bench("train_backends", "train_backends", ("--repeats", "3"),
+          ("--repeats", "1", "--rows", "4", "--length", "64", "--hidden", "64", "--layers", "2")),
+    Bench("memory", "memory", (), ("--turns", "1", "4", "--prompts", "512")),
+    Bench("report_overhead", "report_overhead", ("--repeats", "3", "--tasks", "2"),
+          ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
+    Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
+)
+WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "trl_comparison",
+             "credit_overhead", "train_backends", "memory"}
+
+
+def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:
+    """Run `bench` in a fresh process; its command, wall time, table, figures (or why not)."""
+    python = VLLM_PYTHON if bench.vllm else Path(sys.executable)
+    args = list(bench.quick if quick else bench.full)
+    out = folder / f"{bench.name}.json"
+    if bench.name in WITH_JSON:
+        args += ["--json", str(out)]
+    shown = f"{python.relative_to(ROOT) if python.is_relative_to(ROOT) else 'python'} -m " \
+            f"benchmarks.{bench.module} " + " ".join(a for a in args if not a.startswith(str(folder)))
+    shown = shown.replace(" --json", "").strip()
+    record = {"name": bench.name, "command": shown}
+    if bench.vllm and not python.exists():
+        return {**record, "skipped": "no .venv-vllm here (`make vllm-venv` builds it)"}
+    print(f"== {bench.name}: {shown}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run([str(python), "-m", f"benchmarks.{bench.module}", *args], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    record["seconds"] = time.perf_counter() - started
+    table = "\n".join(line for line in done.stdout.splitlines()
+                      if line.strip() and not NOISE.match(line))
+    print(table, flush=True)
+    record["table"] = table
+    if done.returncode != 0:
+        record["error"] = done.stderr[-3000:]
+        print(f"!! {bench.name} failed (exit {done.returncode}):\n{record['error']}", flush=True)
+    elif out.exists():
+        record["figures"] = json.loads(out.read_text())
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="toy sizes: checks, not figures")
+    parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        records = [run_one(b, quick=args.quick, folder=Path(folder))
+                   for b in BENCHES if not args.only or b.name in args.only]
+    total = time.perf_counter() - started
+    command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "") + (
+        f" --only {' '.join(args.only)}" if args.only else "")
+    write_results(Path(args.out), records, machine(), command=command, total_s=total,
+                  quick=args.quick)
+    print(f"wrote {args.out} after {total / 60:.1f} min")
+    if any("error" in r for r in records):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The benchmarks' core functions at toy sizes, so that they cannot rot between benchmark runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+
+import pytest
+
+from benchmarks import common, memory, results, run_all, trl_comparison
+from benchmarks.engine_overhead import engine_run, hf_generate_run, make_prompts
+
+
+def test_interleaved_takes_turns_and_medians_are_medians():
+    calls = []
+    times = common.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b"] * 3
+    assert [len(v) for v in times.values()] == [3, 3]
+    assert common.medians({"x": [3.0, 1.0, 2.0], "y": [5.0, 4.0]}) == {"x": 2.0, "y": 4.5}
+
+
+def test_engine_and_batched_generate_do_the_same_work(tiny_path, tokenizer, tiny_model):
+    from turnwise.agent.engines import make_engine
+
+    prompts = make_prompts(tokenizer, 3, seed=1)
+    assert len({len(p) for p in prompts}) > 1  # varied lengths: padding is exercised
+    engine = make_engine("hf", tiny_model, tokenizer, max_batch=3)
+    try:
+        assert engine_run(engine, prompts, 4) == 12
+    finally:
+        asyncio.run(engine.close())
+    pad = tokenizer.pad_token_id
+    assert hf_generate_run(tiny_model, prompts, 4, pad, logprobs=True) == 12
+    assert hf_generate_run(tiny_model, prompts, 4, pad, logprobs=False) == 12
+
+
+def test_trl_comparison_reward_and_turnwise_iteration(tiny_path):
+    # 2 of the 4 words name house objects ("mug", "table."); "a" and "the" do not.
+    assert trl_comparison.reward("a mug the table.") == pytest.approx(0.5)
+    assert trl_comparison.reward("") == 0.0
+    # turnwise's tasks carry exactly the user messages TRL's dataset gets.
+    tasks = trl_comparison.PromptSuite().tasks("train", 3, seed=7)
+    assert [t.data["user"] for t in tasks] == [m[1]["content"]
+                                               for m in trl_comparison.prompt_messages(3, 7)]
+    args = argparse.Namespace(prompts=1, group=2, tokens=4, lr=1e-6)
+    ours = trl_comparison.Turnwise(tiny_path, args)
+    try:
+        seconds, trained = ours.step()
+    finally:
+        asyncio.run(ours.engine.close())
+    assert trained == 1 * 2 * 4 and seconds > 0
+    assert set(ours.phases) == {"generation", "credit", "update", "sync"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("trl") is None,
+                    reason="TRL is in the `bench` extra (make bench installs it)")
+def test_trl_round_generates_the_requested_length(tiny_path):
+    args = argparse.Namespace(prompts=1, group=2, tokens=4, lr=1e-6, steps=1)
+    seconds, logs = trl_comparison.trl_round(tiny_path, args, seed=0)
+    assert len(seconds) == 1
+    assert {log["completions/mean_length"] for log in logs} == {4.0}
+
+
+def test_memory_episodes_have_the_described_layout_and_worker_reports(tiny_path, tmp_path):
+    from turnwise.rollouts import build_batch
+
+    full = build_batch(memory.episodes("full_trajectory", 2, 3, 128, 500))
+    # 128 prompt + 3 x (64 response + 64 observation) - the last observation = 448 tokens.
+    assert full.num_rows == 2 and full.input_ids.shape[1] == 448
+    assert full.num_tokens() == 2 * 3 * 64
+    steps = build_batch(memory.episodes("per_step", 2, 3, 128, 500))
+    # Turn t's window: 128 task tokens + 128 per earlier turn (at most 2) + the response.
+    assert steps.num_rows == 6 and steps.row_lengths().tolist() == [192, 320, 448] * 2
+    out = tmp_path / "m.json"
+    memory.worker(argparse.Namespace(model=tiny_path, mode="per_step", episodes=2, turns_one=2,
+                                     prompt_one=128, micro_tokens=4096, threads=1, out=str(out)))
+    figures = json.loads(out.read_text())
+    assert figures["trained_tokens"] == 2 * 2 * 64 and figures["update_peak_mib"] >= 0
+
+
+def test_results_summary_and_scaling_note_quote_the_figures(tmp_path):
+    records = [
+        {"name": "trl_comparison", "command": "python -m benchmarks.trl_comparison",
+         "seconds": 10.0, "table": "turnwise 1.0", "figures": {
+             "trl/turnwise": 1.8, "tokens_per_s": {"turnwise": 900.0, "trl": 500.0},
+             "params": 880_000, "prompts": 8, "group": 8, "tokens_per_completion": 32,
+             "turnwise_phases": {"generation": 0.6, "credit": 0.01, "update": 0.39, "sync": 0.0}}},
+        {"name": "engine_overhead_vllm", "command": "x", "skipped": "no .venv-vllm here"},
+    ]
+    rows = results.summary_rows(records)
+    assert ("GRPO iteration: TRL GRPOTrainer / turnwise (time per iteration)", "1.80x",
+            ">= 1.5") in rows
+    assert "generation 0.600 s (60%)" in results.scaling_note(records)
+    path = tmp_path / "RESULTS.md"
+    results.write_results(path, records, {"cpu": "test cpu", "cores": 2, "torch": "2.13.0"},
+                          command="python -m benchmarks.run_all", total_s=60.0, quick=False)
+    text = path.read_text()
+    assert "test cpu, 2 cores" in text and "| 1.80x | >= 1.5 |" in text
+    assert "Skipped: no .venv-vllm here." in text and "GPU (bf16) figures were not measured" in text
+
+
+def test_run_all_names_modules_that_exist():
+    for bench in run_all.BENCHES:
+        assert importlib.util.find_spec(f"benchmarks.{bench.module}") is not None, bench.module
+    assert run_all.WITH_JSON <= {b.name for b in run_all.BENCHES}
