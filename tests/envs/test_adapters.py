@@ -30,7 +30,7 @@ def test_missing_packages_say_what_to_install(monkeypatch):
     from turnwise.trainer.recipe import RecipeError, load_recipe
 
     with pytest.raises(RecipeError, match="env.name='alfworld' needs the alfworld package"):
-        load_recipe("household_grpo", ["env.name=alfworld"])
+        load_recipe("household_grpo", ["env.name=alfworld", "env.options={}"])
 
 
 class _State(dict):

@@ -85,7 +85,7 @@ CLI = [sys.executable, "-m", "turnwise.trainer.cli", "train", "household_grpo",
        "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
        "rollout.max_tokens_per_turn=12", "train.threads=1", "train.lr=1e-3",
        "train.lr_schedule=cosine", "train.warmup_steps=1", "train.minibatches=2",
-       "loss.entropy_coef=0.01", "checkpoint.every=1", "deterministic=true"]
+       "loss.entropy_coef=0.01", "checkpoint.every=1", "deterministic=true", "sft.cache=false"]
 
 
 def _records(path):
