@@ -52,5 +52,5 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     (pair,) = out["comparisons"]
     assert pair["per_seed"] == pytest.approx([0.10, 0.30])  # a - b, seed by seed
     assert (tmp_path / "out" / "report.png").stat().st_size > 10_000
-    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 |" in (
+    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 |" in (
         tmp_path / "out" / "report.md").read_text()

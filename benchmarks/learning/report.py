@@ -32,7 +32,11 @@ def read_run(record: dict[str, Any]) -> dict[str, Any]:
     episodes = [r["rollout/episodes"] for r in train]
     total = lambda key: sum(r.get(key, 0.0) * n for r, n in zip(train, episodes))
     solved = total("rollout/success")
-    calls = total("rollout/tool_calls")
+    # Calls the executor ran (ARPO's branches share their prefix turns: counting calls per
+    # trajectory would count a shared call once per branch); else the per-episode mean.
+    executed = [sum(v for k, v in r.items() if k.startswith("tools/") and k.endswith("/calls"))
+                for r in train]
+    calls = sum(executed) if any(executed) else total("rollout/tool_calls")
     key = headline(record["recipe"])
     sft = next((r for r in rows if r.get("iteration") == -1), {})
     return {
@@ -76,6 +80,7 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
             "after": _stats([r["after"] for r in mine]),
             "gain": _stats([r["after"] - r["before"] for r in mine]),
             "wall_seconds": _stats([r["wall_seconds"] for r in mine]),
+            "rl_seconds": _stats([r["budget"]["rl_seconds"] for r in mine]),
             "tool_calls_per_solved": _stats([r["budget"]["tool_calls_per_solved"] for r in mine]),
             "budget": mine[0]["budget"],
         }
@@ -101,17 +106,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Learning report (cpu-tiny presets)", "",
              "Held-out score in points (x100), mean ± sample std over seeds. *Before*: right "
              "after the SFT cold start (the RL starting point); *after*: after the last RL "
-             "iteration. Methods and their baselines start from the same SFT model per seed.", "",
+             "iteration. Methods and their baselines start from the same SFT model per seed. *RL s*: "
+             "seconds of the RL iterations; *wall s*: the whole run, SFT included where it ran "
+             "(the first run of a family; later ones load it from the cache).", "",
              "| recipe | metric | before | after | gain | seeds | iterations | episodes | "
-             "tool calls / solved | wall s |", "|" + " --- |" * 10]
+             "tool calls / solved | RL s | wall s |", "|" + " --- |" * 11]
     for name, r in report["recipes"].items():
         b = r["budget"]
         calls = r["tool_calls_per_solved"]
         lines.append(
             f"| {name} | {r['metric']} | {_fmt(r['before'])} | {_fmt(r['after'])} | "
             f"{_fmt(r['gain'])} | {len(r['seeds'])} | {b['iterations']} | {b['episodes']:.0f} | "
-            f"{_fmt(calls, 1.0) if calls['mean'] is not None else '-'} | "
-            f"{r['wall_seconds']['mean']:.0f} |")
+            f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | "
+            f"{r['rl_seconds']['mean']:.0f} | {r['wall_seconds']['mean']:.0f} |")
     if report["comparisons"]:
         lines += ["", "| method | baseline | after - baseline (points) | per seed |",
                   "| --- | --- | --- | --- |"]
