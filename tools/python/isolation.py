@@ -70,18 +70,20 @@ def command(kind: str, *, python: str, argv: list[str], uid: int | None, disk_mb
                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if uid is None:  # unprivileged: a user namespace holds the mounts
             cmd += ["--unshare-user", "--disable-userns"]
+        # The private /tmp first: an interpreter installed under /tmp (a venv in a CI
+        # checkout there) is then bound on top of it instead of being hidden by it.
+        cmd += ["--perms", "1777", "--size", str(disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         # bwrap creates missing parents of a mount point with mode 0700 (as root); the sandbox
         # user must be able to walk through them to the Python installation.
-        parents = sorted({str(p) for path in ro for p in Path(path).parents if str(p) != "/"})
+        parents = sorted({str(p) for path in ro for p in Path(path).parents
+                          if str(p) not in ("/", "/tmp")})
         for parent in parents:
             cmd += ["--perms", "0755", "--dir", parent]
         for path in ro:
             cmd += ["--ro-bind", path, path]
         for target, link in links:
             cmd += ["--symlink", target, link]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777",
-                "--size", str(disk_mb * 1024 * 1024), "--tmpfs", "/tmp", "--chdir", "/tmp",
-                "--clearenv"]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
         for key, value in ENV.items():
             cmd += ["--setenv", key, value]
         if uid is not None:  # root: keep only what setpriv needs to become the sandbox user

@@ -61,6 +61,10 @@ def build_root():
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = CONFIG["root"]  # an empty host directory; the tmpfs over it is seen only by us
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    # The private /tmp before the binds, so an interpreter under /tmp is bound on top of it.
+    os.makedirs(root + "/tmp")
+    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={CONFIG['disk_mb']}m,mode=1777")
     for path in CONFIG["ro_paths"]:
         bind_readonly(root, path)
     for target, link in CONFIG["symlinks"]:  # e.g. /bin -> usr/bin, as on the host
@@ -75,9 +79,6 @@ def build_root():
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
-    os.makedirs(root + "/tmp")
-    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={CONFIG['disk_mb']}m,mode=1777")
     mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     return root
 
