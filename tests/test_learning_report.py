@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _report_module():
-    spec = importlib.util.spec_from_file_location("learning_report",
-                                                  ROOT / "benchmarks" / "learning" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.learning import report
 
 
 def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0):
@@ -35,7 +25,6 @@ def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0):
 
 
 def test_paired_gains_and_budget_by_hand(tmp_path):
-    report = _report_module()
     records = [_run(tmp_path, "a", 0, 0.10, 0.30, [0.1, 0.5], calls=2.0),
                _run(tmp_path, "a", 1, 0.10, 0.50, [0.2, 0.4], calls=2.0),
                _run(tmp_path, "b", 0, 0.10, 0.20, [0.1, 0.1]),

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..rollouts.arpo import ArpoSettings
+
+_ARPO = ArpoSettings()
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -46,14 +50,15 @@ class EnvConfig(Section):
 
 
 class ArpoRolloutConfig(Section):
-    """ARPO's entropy-guided branching (rollouts.arpo); group_size is its M."""
+    """ARPO's entropy-guided branching (rollouts.arpo); group_size is its M. The defaults are
+    `ArpoSettings`' (the reference's)."""
 
-    initial: int = Field(8, ge=1)  # N: episodes each task starts with
-    beam: int = Field(2, ge=2)  # a branching episode spawns beam - 1 copies
-    alpha: float = Field(0.5, ge=0, le=1)  # base branch probability
-    beta: float = 0.2  # weight of the entropy change
-    entropy_tokens: int = Field(20, ge=1)  # k: response tokens whose entropy is measured
-    top_logprobs: int = Field(10, ge=1)
+    initial: int = Field(_ARPO.initial, ge=1)  # N: episodes each task starts with
+    beam: int = Field(_ARPO.beam, ge=2)  # a branching episode spawns beam - 1 copies
+    alpha: float = Field(_ARPO.alpha, ge=0, le=1)  # base branch probability
+    beta: float = _ARPO.beta  # weight of the entropy change
+    entropy_tokens: int = Field(_ARPO.entropy_tokens, ge=1)  # k: tokens whose entropy counts
+    top_logprobs: int = Field(_ARPO.top_logprobs, ge=1)
 
 
 class RolloutConfig(Section):

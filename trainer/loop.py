@@ -76,13 +76,13 @@ async def _train(cfg: Config, echo) -> RunResult:
     # The policy twice: the backend's copy learns, the engine's copy serves rollouts.
     path = resolve_model(cfg.model)
     # A cached cold start replaces SFT: the policy loads already imitating the oracle.
-    sft_cached = None
-    if cfg.sft.episodes and cfg.sft.cache and checkpoint is None:
+    sft_cached, sft_now = None, bool(cfg.sft.episodes) and checkpoint is None
+    if sft_now and cfg.sft.cache:
         check_cacheable(cfg)
         sft_cached = sft_cache_path(cfg, path)
         if (sft_cached / "config.json").exists():
             echo(f"sft: cached policy {sft_cached}")
-            path = str(sft_cached)
+            path, sft_now = str(sft_cached), False
     tokenizer = load_tokenizer(path)
     device = pick_device(cfg.train.device, world.local_rank)
     engine = make_engine(cfg.engine.kind, path, tokenizer,
@@ -130,7 +130,6 @@ async def _train(cfg: Config, echo) -> RunResult:
                                                             world.rank))
 
     # Cold start: imitate the environment's oracle (a resumed run has done it already).
-    sft_now = bool(cfg.sft.episodes) and checkpoint is None and path != str(sft_cached)
     if sft_now:
         demos = await orchestrator.demonstrations(world.shard(
             suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)), tag="sft")

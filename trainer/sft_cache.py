@@ -37,7 +37,9 @@ def sft_cache_path(cfg: Config, model_path: str | Path) -> Path:
                     r.show_admissible],
         "sft": cfg.sft.model_dump(exclude={"cache", "seed"}),
         "seed": sft_seed(cfg),
-        "train": [cfg.train.micro_batch_tokens, cfg.train.grad_clip],
+        # What shapes SFT's optimizer steps and numerics (the RL schedule does not).
+        "train": cfg.train.model_dump(include={"weight_decay", "grad_clip", "micro_batch_tokens",
+                                                "precision", "packing"}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root().parent / "sft" / f"{cfg.env.name}-{digest[:16]}"

@@ -6,11 +6,11 @@ evaluation after the last iteration is the result. Recipes of one family share t
 seed (`sft.cache`), so a method and its baseline start from the very same policy: the comparison
 is paired, seed by seed. The SFT model itself comes from one seed (`--sft-seed`), so the
 spread over seeds is the spread of RL from a common start. The report (report.json, report.md, report.png) is written by
-`benchmarks/learning/report.py` from the run folders.
+`benchmarks/learning/report.py` from the run folders. Run it from the repository root.
 
-    .venv/bin/python benchmarks/learning/run.py                 # all recipes, seeds 0 1 2
-    .venv/bin/python benchmarks/learning/run.py --recipes household_gigpo household_grpo
-    .venv/bin/python benchmarks/learning/run.py --report-only   # rebuild the report
+    .venv/bin/python -m benchmarks.learning.run                 # all recipes, seeds 0 1 2
+    .venv/bin/python -m benchmarks.learning.run --recipes household_gigpo household_grpo
+    .venv/bin/python -m benchmarks.learning.run --report-only   # rebuild the report
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from .report import write_report
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from report import write_report  # noqa: E402
 
 # Each recipe with the baseline it is compared against (same rollouts and budget).
 RECIPES: dict[str, str | None] = {
