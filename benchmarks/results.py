@@ -168,14 +168,19 @@ def scaling_note(records: list[dict]) -> str:
 
 
 def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, command: str,
-                  total_s: float, quick: bool) -> None:
-    """RESULTS.md: machine, summary of ratios, scaling note, each benchmark's command and table."""
+                  total_s: float, quick: bool, date: str | None = None) -> None:
+    """RESULTS.md: machine, summary of ratios, scaling note, each benchmark's command and table.
+    `date` is the day of the run (default today); records with a `rerun` date came later."""
     vllm_notes = next((r["figures"]["machine"] for r in records
                        if r["name"] == "engine_overhead_vllm" and r.get("figures")), None)
+    rerun = [r["name"] for r in records if r.get("rerun")]
+    source = (f"that run except {', '.join(rerun)}, rerun later with `--only` (their sections "
+              "give the date)") if rerun else "this one run"
     lines = ["# Benchmark results", "",
              (f"Written by `{command}` (`make bench`) on "
-              f"{datetime.date.today().isoformat()} in {total_s / 60:.1f} min. Every figure below "
-              "comes from this one run; each is a median of repeats, contenders interleaved.")]
+              f"{date or datetime.date.today().isoformat()} in {total_s / 60:.1f} min. Every "
+              f"figure below comes from {source}; each is a median of repeats, contenders "
+              "interleaved.")]
     if quick:
         lines += ["", ("**Quick run: toy sizes; these figures check that the benchmarks run and "
                        "are not measurements.**")]
@@ -195,7 +200,8 @@ def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, com
     for r in records:
         lines.append(f"### {r['name']}")
         lines.append("")
-        lines.append(f"`{r['command']}`" + (f" ({r['seconds']:.0f} s)" if "seconds" in r else ""))
+        lines.append(f"`{r['command']}`" + (f" ({r['seconds']:.0f} s)" if "seconds" in r else "")
+                     + (f", rerun on {r['rerun']}" if r.get("rerun") else ""))
         lines.append("")
         if "skipped" in r:
             lines.append(f"Skipped: {r['skipped']}.")

@@ -3,6 +3,9 @@
     .venv/bin/python -m benchmarks.run_all [--quick] [--only NAME ...] [--out benchmarks/RESULTS.md]
     make bench  [ARGS=--quick]
 
+Every record of a run is kept beside the report (benchmarks/RESULTS.json): `--only NAME` reruns
+those benchmarks and replaces just their records, marked with the date of the rerun.
+
 Each benchmark prints its own table (kept verbatim in RESULTS.md, with the command that made it)
 and writes its figures as JSON, from which the summary of ratios and the scaling note are filled
 in. The vLLM engine benchmark runs in .venv-vllm when it exists (`make vllm-venv`). Full run:
@@ -12,6 +15,7 @@ about 25 minutes on 2 cores; `--quick` runs toy sizes (a few minutes) to check t
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
 import subprocess
@@ -41,11 +45,12 @@ class Bench:
 
 BENCHES = (
     Bench("rollout_scheduling", "rollout_scheduling",
-          ("--capacity", "16", "64", "--waves", "4", "--repeats", "2"),
+          ("--capacity", "16", "64", "--waves", "8", "--repeats", "2"),
           ("--capacity", "8", "--waves", "2", "--repeats", "1")),
-    Bench("engine_overhead_hf", "engine_overhead", ("--concurrency", "16", "64"),
+    Bench("engine_overhead_hf", "engine_overhead", ("--concurrency", "16", "64", "--repeats", "15"),
           ("--concurrency", "8", "--tokens", "8", "--repeats", "1")),
-    Bench("engine_overhead_vllm", "engine_overhead", ("--engine", "vllm", "--concurrency", "16", "64"),
+    Bench("engine_overhead_vllm", "engine_overhead",
+          ("--engine", "vllm", "--concurrency", "16", "64", "--repeats", "15"),
           ("--engine", "vllm", "--concurrency", "8", "--tokens", "8", "--repeats", "1"), vllm=True),
     Bench("trl_comparison", "trl_comparison", ("--rounds", "3", "--steps", "3"),
           ("--rounds", "1", "--steps", "1", "--prompts", "2", "--group", "4", "--tokens", "8")),
@@ -102,12 +107,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         records = [run_one(b, quick=args.quick, folder=Path(folder))
                    for b in BENCHES if not args.only or b.name in args.only]
-    total = time.perf_counter() - started
-    command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "") + (
-        f" --only {' '.join(args.only)}" if args.only else "")
-    write_results(Path(args.out), records, machine(), command=command, total_s=total,
-                  quick=args.quick)
-    print(f"wrote {args.out} after {total / 60:.1f} min")
+    total = elapsed = time.perf_counter() - started
+    command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "")
+    out = Path(args.out)
+    saved = out.with_suffix(".json")  # every record of the last full run, for `--only` reruns
+    if args.only and not args.quick and saved.exists():
+        last = json.loads(saved.read_text())
+        rerun = {r["name"]: {**r, "rerun": datetime.date.today().isoformat()} for r in records}
+        records = [rerun.get(r["name"], r) for r in last["records"]]
+        records += [r for name, r in rerun.items() if name not in {x["name"] for x in records}]
+        command, total, date = last["command"], last["total_s"], last["date"]
+    else:
+        date = datetime.date.today().isoformat()
+        if args.only:
+            command += f" --only {' '.join(args.only)}"
+    if not args.quick:
+        saved.write_text(json.dumps({"command": command, "total_s": total, "date": date,
+                                     "records": records}, indent=1) + "\n")
+    write_results(out, records, machine(), command=command, total_s=total, quick=args.quick,
+                  date=date)
+    print(f"wrote {args.out} after {elapsed / 60:.1f} min")
     if any("error" in r for r in records):
         raise SystemExit(1)
 

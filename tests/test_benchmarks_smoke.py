@@ -105,3 +105,30 @@ def test_run_all_names_modules_that_exist():
     for bench in run_all.BENCHES:
         assert importlib.util.find_spec(f"benchmarks.{bench.module}") is not None, bench.module
     assert run_all.WITH_JSON <= {b.name for b in run_all.BENCHES}
+
+
+def test_run_all_only_replaces_just_the_rerun_records(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(bench, *, quick, folder):
+        calls.append(bench.name)
+        return {"name": bench.name, "command": f"bench {bench.name}", "seconds": 1.0,
+                "table": f"{bench.name} table {len(calls)}"}
+
+    monkeypatch.setattr(run_all, "run_one", fake_run)
+    monkeypatch.setattr(run_all, "machine", lambda: {"cpu": "test cpu", "cores": 2})
+    out = tmp_path / "RESULTS.md"
+    monkeypatch.setattr("sys.argv", ["run_all", "--out", str(out)])
+    run_all.main()
+    first = out.read_text()
+    assert "comes from this one run" in first and "memory table" in first
+    monkeypatch.setattr("sys.argv", ["run_all", "--out", str(out), "--only", "memory"])
+    run_all.main()
+    merged = out.read_text()
+    n = len(run_all.BENCHES)
+    assert calls[-1] == "memory" and len(calls) == n + 1
+    assert f"memory table {n + 1}" in merged and f"memory table {calls.index('memory') + 1}" not in merged
+    assert "rollout_scheduling table 1" in merged  # kept from the full run
+    assert "except memory, rerun later with `--only`" in merged and ", rerun on " in merged
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert [r["name"] for r in saved["records"]] == [b.name for b in run_all.BENCHES]

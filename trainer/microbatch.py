@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..rollouts.batch import RolloutBatch
 
 
-def micro_batches(batch: RolloutBatch, token_budget: int, *, packed: bool) -> list[RolloutBatch]:
-    """Consecutive row slices that each fit `token_budget` tokens of model input.
+def micro_batches(batch: RolloutBatch, token_budget: int, *, packed: bool,
+                  by_length: bool = False) -> list[RolloutBatch]:
+    """Row slices that each fit `token_budget` tokens of model input.
 
     Packed, a slice costs the sum of its row lengths; padded, rows x its longest row. A row
-    longer than the budget is a micro-batch of its own (rows are never split).
+    longer than the budget is a micro-batch of its own (rows are never split). Slices are
+    consecutive rows, or with `by_length` (padded only) rows taken longest first, so rows of
+    similar length share a slice and little padding is computed: for callers that sum over
+    the slices (a gradient) and never map results back to rows.
     """
-    lengths = batch.row_lengths().tolist()
+    lengths = batch.row_lengths()
+    order = torch.argsort(lengths, descending=True, stable=True) if by_length and not packed \
+        else torch.arange(len(lengths))
+    lengths = lengths[order].tolist()
     slices: list[RolloutBatch] = []
     start, longest, total = 0, 0, 0
     for i, length in enumerate(lengths):
         widest, summed = max(longest, length), total + length
         cost = summed if packed else widest * (i - start + 1)
         if i > start and cost > token_budget:
-            slices.append(batch.select(range(start, i)))
+            slices.append(batch.select(order[start:i]))
             start, widest, summed = i, length, length
         longest, total = widest, summed
     if lengths:
-        slices.append(batch.select(range(start, len(lengths))))
+        slices.append(batch.select(order[start:]))
     return slices
 
 

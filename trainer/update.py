@@ -83,7 +83,9 @@ def optimise(engine: StepEngine, batch: RolloutBatch, objective: Objective, *, t
     if tokens == 0:
         return None
     totals = Totals(tokens=tokens, rows=rows)
-    micros = micro_batches(batch, token_budget, packed=packed)
+    # Longest rows first: the gradient is a sum over micro-batches, so their order is free and
+    # rows of similar length pad little together.
+    micros = micro_batches(batch, token_budget, packed=packed, by_length=True)
     count = engine.world.max(len(micros))
     wants_grad = bool(getattr(objective, "needs_entropy_grad", False))
     sums: dict[str, float] = defaultdict(float)
