@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,21 +100,30 @@ def build_tiny(name: str, texts: Iterable[str], spec: TinySpec = TinySpec()) -> 
     path = cache_root() / f"{name}-{digest.hexdigest()[:16]}"
     if (path / "config.json").exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=path.parent))
-    try:
+    def write(folder: Path) -> None:
         tokenizer = _train_tokenizer(corpus, spec.vocab_size)
-        tokenizer.save_pretrained(staging)
-        model = _init_model(spec, vocab_size=len(tokenizer), tokenizer=tokenizer)
-        model.save_pretrained(staging)
+        tokenizer.save_pretrained(folder)
+        _init_model(spec, vocab_size=len(tokenizer), tokenizer=tokenizer).save_pretrained(folder)
+
+    publish_folder(path, write)
+    return path
+
+
+def publish_folder(path: Path, write: Callable[[Path], None]) -> None:
+    """Fill a `from_pretrained` folder at `path` atomically: `write` fills a hidden staging
+    folder beside it, which is then renamed, so concurrent builders never see half a folder
+    (when two race, the first rename wins and the other's copy is dropped)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        write(staging)
         try:
-            staging.rename(path)  # atomic: concurrent builders never see a half-written folder
+            staging.rename(path)
         except OSError:
             if not (path / "config.json").exists():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return path
 
 
 def _train_tokenizer(corpus: list[str], vocab_size: int):

@@ -114,8 +114,9 @@ def main() -> None:
     if args.only and not args.quick and saved.exists():
         last = json.loads(saved.read_text())
         rerun = {r["name"]: {**r, "rerun": datetime.date.today().isoformat()} for r in records}
+        kept = {r["name"] for r in last["records"]}
         records = [rerun.get(r["name"], r) for r in last["records"]]
-        records += [r for name, r in rerun.items() if name not in {x["name"] for x in records}]
+        records += [r for name, r in rerun.items() if name not in kept]
         command, total, date = last["command"], last["total_s"], last["date"]
     else:
         date = datetime.date.today().isoformat()

@@ -44,6 +44,11 @@ def test_second_run_reuses_the_cached_sft_policy(tmp_path, monkeypatch):
     # Another SFT seed is another cold start.
     other = load_recipe("household_grpo", [*ARGS, "sft.seed=7"])
     assert sft_cache_path(other, resolve_model(other.model)) != cached
+    # Another thread count computes other numbers (another SFT model); the RL lr shapes none.
+    key = lambda *extra: sft_cache_path(load_recipe("household_grpo", [*ARGS, *extra]),
+                                        resolve_model(cfg.model))
+    assert key("train.threads=1") != key("train.threads=2")
+    assert key("train.lr=1e-5") == key("train.lr=1e-4")
 
 
 def test_sft_cache_refuses_lora():
