@@ -39,6 +39,11 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
         tps = f["tokens_per_s"]
         rows.append(("GRPO trained tokens/s: turnwise vs TRL",
                      f"{tps['turnwise']:.0f} vs {tps['trl']:.0f}", ""))
+    if f := _fig(records, "prefix_sharing"):
+        for w in f["workloads"]:
+            plain, shared = w["computed_tokens"]
+            rows.append((f"update time, household {w['rows']}: plain / shared prefixes",
+                         f"{w['plain/shared']:.2f}x ({plain:,} -> {shared:,} tokens computed)", ""))
     if f := _fig(records, "credit_overhead"):
         turns = f["groups"] * 400
         gigpo = f["estimators_at_scale_s"].get("gigpo")
@@ -114,18 +119,21 @@ def scaling_note(records: list[dict]) -> str:
     if trl:
         out.append(
             f"- **Against TRL** (`GRPOTrainer`, same model, prompts, lengths, reward, loss): "
-            f"TRL took {trl['trl/turnwise']:.2f}x turnwise's time per iteration. The update does "
-            "the same transformer forward and backward on both sides (turnwise scores only "
-            "trained tokens through the LM head, as TRL's fused head does); the difference is "
-            "generation (see engine_overhead_hf) and TRL's per-step bookkeeping. Every "
-            "completion is forced to full length, which switches off the engine's main "
-            "advantage (finished rows leave the batch at once).")
+            f"TRL took {trl['trl/turnwise']:.2f}x turnwise's time per iteration. Both train the "
+            "same tokens with the same loss; turnwise's update runs each group's prompt once "
+            "and shares it with the group's completions as a KV cache (trainer/shared_prefix.py), "
+            "where TRL runs it once per completion, and scores only trained tokens through the "
+            "LM head. Every completion is forced to full length, which switches off the "
+            "engine's main advantage (finished rows leave the batch at once).")
     out.append(
         "- **Update** costs ~6P FLOPs per input token (forward + backward) plus attention, "
-        "quadratic in row length. Every prompt and observation token is recomputed even though "
-        "only response tokens are trained: full-trajectory rows pay the whole context once per "
-        "episode; per-step rows pay their prompt window once per turn (turns x window). The LM "
-        "head and vocabulary softmax run on trained tokens only (trainer/logprobs.py `needed`).")
+        "quadratic in row length. Prompt and observation tokens are computed although only "
+        "response tokens are trained, but rows of a group that start alike run their common "
+        "prefix once (trainer/shared_prefix.py): a GRPO group's prompt is paid once, not G "
+        "times. Full-trajectory rows then pay the prompt once per group and the rest of the "
+        "context once per episode; per-step rows pay the task's shared system prompt and task "
+        "once per group and their history window once per turn. The LM head and vocabulary "
+        "softmax run on trained tokens only (trainer/logprobs.py `needed`).")
     if memory:
         by_mode: dict[str, list[dict]] = {}
         for r in memory["rows"]:
@@ -157,7 +165,7 @@ def scaling_note(records: list[dict]) -> str:
     out.append(
         "- **Putting it together**: generation dominates as episodes lengthen (linear in turns x "
         "tokens, hard to parallelise within an episode); the update dominates for long contexts "
-        "(quadratic attention, prompt tokens recomputed); credit stays well under 1% of an "
+        "(quadratic attention, observation tokens recomputed); credit stays well under 1% of an "
         "iteration at realistic sizes; IGPO's scoring pass is the one credit cost that scales "
         "with the model, at a fraction of the update.")
     out.append("")

@@ -54,6 +54,8 @@ BENCHES = (
           ("--engine", "vllm", "--concurrency", "8", "--tokens", "8", "--repeats", "1"), vllm=True),
     Bench("trl_comparison", "trl_comparison", ("--rounds", "3", "--steps", "3"),
           ("--rounds", "1", "--steps", "1", "--prompts", "2", "--group", "4", "--tokens", "8")),
+    Bench("prefix_sharing", "prefix_sharing", ("--tasks", "4", "--repeats", "3"),
+          ("--tasks", "1", "--repeats", "1")),
     Bench("credit_overhead", "credit_overhead", ("--repeats", "3", "--iterations", "2", "--tasks", "2"),
           ("--groups", "16", "--repeats", "1", "--iterations", "1", "--tasks", "1")),
     Bench("train_backends", "train_backends", ("--repeats", "3"),
@@ -64,7 +66,7 @@ BENCHES = (
     Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
 )
 WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "trl_comparison",
-             "credit_overhead", "train_backends", "memory"}
+             "prefix_sharing", "credit_overhead", "train_backends", "memory"}
 
 
 def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:

@@ -4,7 +4,10 @@ Same tiny model (agent/tiny.py), same chat prompts, same group size, same genera
 (exactly `--tokens` tokens per completion: turnwise ignores EOS, TRL sets `min_new_tokens`), same
 reward function, same loss (PPO-clip 0.2, token mean over the batch, no KL, no reference model,
 old logprobs from the rollout), same optimizer (AdamW, clip 1.0), both on the CPU in fp32,
-both generating with transformers (no vLLM). An iteration is what produces one optimizer step:
+both generating with transformers (no vLLM). They differ in how: turnwise's update runs each
+group's prompt once and shares it with the group's completions (trainer/shared_prefix.py,
+`train.share_prefix`), TRL runs it once per completion. An iteration is what produces one
+optimizer step:
 
 - turnwise: the orchestrator plays `--prompts` x `--group` single-turn episodes on the `hf`
   engine, GRPO credit, `TorchBackend.update`, then the new weights go to the engine, as

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from benchmarks import common, memory, results, run_all, trl_comparison
+from benchmarks import common, memory, prefix_sharing, results, run_all, trl_comparison
 from benchmarks.engine_overhead import engine_run, hf_generate_run, make_prompts
 
 
@@ -19,6 +19,24 @@ def test_interleaved_takes_turns_and_medians_are_medians():
     assert calls == ["a", "b"] * 3
     assert [len(v) for v in times.values()] == [3, 3]
     assert common.medians({"x": [3.0, 1.0, 2.0], "y": [5.0, 4.0]}) == {"x": 2.0, "y": 4.5}
+
+
+def test_prefix_sharing_counts_what_each_side_computes():
+    import torch
+    from turnwise.rollouts.batch import RolloutBatch
+
+    rows = [[1, 2, 3, 4, 5, 6, 0], [1, 2, 3, 4, 7, 8, 9], [5, 5, 5, 5, 0, 0, 0]]
+    ids = torch.tensor(rows)
+    mask = (ids != 0).long()
+    lengths = mask.sum(-1, keepdim=True)
+    positions = torch.arange(7)
+    loss = ((positions >= lengths - 2) & mask.bool()).float()  # the last two tokens of each row
+    zeros = torch.zeros(ids.shape)
+    batch = RolloutBatch(ids, mask, loss, zeros, zeros, torch.full(ids.shape, -1),
+                         torch.arange(3), torch.tensor([0, 0, 1]), torch.zeros(3, dtype=torch.long))
+    # Plain: 3 rows x 7. Shared: rows 0-1 share 3 tokens (row 0 is scored from token 4), row 2
+    # alone splits after 1; prefix pass 2 groups x 3, suffix pass 3 rows x max(3, 4, 3).
+    assert prefix_sharing.computed_tokens(batch, 1000, 1) == (21, 6 + 12)
 
 
 def test_engine_and_batched_generate_do_the_same_work(tiny_path, tokenizer, tiny_model):

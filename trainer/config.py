@@ -181,6 +181,9 @@ class TrainConfig(Section):
     # attention, whose varlen kernels skip the cross-row blocks; sdpa/eager pay for them.
     packing: bool | Literal["auto"] = "auto"
     gradient_checkpointing: bool = False
+    # Rows of a group that start alike (a GRPO group's prompt, a task's system prompt) run their
+    # common prefix once, shared as a KV cache. auto: on unless packing or checkpointing is.
+    share_prefix: bool | Literal["auto"] = "auto"
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)

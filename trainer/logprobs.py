@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from .shared_prefix import plan, shared_prefix_forward
+
 
 def token_logprobs(
     model: torch.nn.Module,
@@ -19,6 +21,8 @@ def token_logprobs(
     entropy_grad: bool = False,
     packed: bool = False,
     needed: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
+    always_share: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`out[b, j]` = log p(input_ids[b, j] | input_ids[b, :j]) at `temperature`; `out[:, 0]` = 0.
 
@@ -29,7 +33,19 @@ def token_logprobs(
     (differentiable only with `entropy_grad`, since keeping its graph costs a [T, V] tensor).
     With `needed` ([B, L], e.g. the loss mask), only the tokens it marks are scored (the others
     come back 0): the LM head and the softmax over the vocabulary run on those positions alone.
+    With `needed` and `groups` ([B], rows that may start alike), each group's common prefix is
+    run once and shared as a KV cache (trainer/shared_prefix.py) where that saves enough, or
+    (`always_share`, for ZeRO-3) in every call.
     """
+    if groups is not None and needed is not None and not packed:
+        sharing = plan(input_ids, attention_mask, needed, groups, always=always_share)
+        if sharing is not None:
+            logits, targets, keep = shared_prefix_forward(model, input_ids, attention_mask, needed,
+                                                          *sharing, _head_only_at)
+            picked, entropy = _score(logits, targets, temperature, with_entropy, entropy_grad)
+            width = input_ids.shape[1]
+            return (_unkeep(picked, keep)[:, :width],
+                    None if entropy is None else _unkeep(entropy, keep)[:, :width])
     if packed:
         return _packed(model, input_ids, attention_mask, temperature, with_entropy, entropy_grad,
                        needed)

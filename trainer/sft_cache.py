@@ -38,7 +38,8 @@ def sft_cache_path(cfg: Config, model_path: str | Path) -> Path:
         # What shapes SFT's optimizer steps and numerics (the RL schedule does not). Threads and
         # device too: the same seed gave 20% greedy household success with 1 thread, 7% with 2.
         "train": cfg.train.model_dump(include={"weight_decay", "grad_clip", "micro_batch_tokens",
-                                                "precision", "packing", "threads", "device"}),
+                                                "precision", "packing", "share_prefix",
+                                                "threads", "device"}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root().parent / "sft" / f"{cfg.env.name}-{digest[:16]}"

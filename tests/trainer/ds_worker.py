@@ -38,6 +38,7 @@ def main() -> None:
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     out = Path(args.out)
+    shared = _count_shared_prefix_passes()
     cfg = ds_config(args.model, args.stage)
     world = init_world("deepspeed")
     backend = make_backend(cfg, args.model, world=world, device="cpu")
@@ -68,8 +69,22 @@ def main() -> None:
     if world.is_main:
         torch.save({"weights": weights, "after": after, "repeated": repeated}, out / "weights.pt")
         (out / "result.json").write_text(json.dumps({
-            "metrics": metrics, "version": completion.version,
+            "metrics": metrics, "version": completion.version, "shared_passes": shared[0],
             "tokens": completion.token_ids, "logprobs": completion.logprobs}))
+
+
+def _count_shared_prefix_passes() -> list[int]:
+    """A one-element counter of the micro-batches scored with shared prefixes."""
+    import turnwise.trainer.logprobs as logprobs
+
+    count, real = [0], logprobs.shared_prefix_forward
+
+    def counting(*args, **kwargs):
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    logprobs.shared_prefix_forward = counting
+    return count
 
 
 if __name__ == "__main__":

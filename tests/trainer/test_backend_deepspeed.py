@@ -54,6 +54,8 @@ def test_two_ranks_match_the_torch_backend(tiny_path, tmp_path, stage):
     metrics, weights = torch_reference(tiny_path, stage)
 
     ds = result["metrics"]
+    # ZeRO-3 runs padded with shared prefixes: each rank had a group within one micro-batch.
+    assert (result["shared_passes"] > 0) == (stage == 3)
     assert ds["optimizer_steps"] == metrics["optimizer_steps"] == 2
     assert ds["trained_tokens"] == metrics["trained_tokens"] == 48
     for key in ("pg_loss", "grad_norm", "approx_kl", "clipfrac", "entropy", "rollout_logprob_diff"):

@@ -123,6 +123,18 @@ def resolve_packing(setting: bool | str, model: torch.nn.Module, forward: torch.
     return True
 
 
+def resolve_sharing(setting: bool | str, *, packed: bool, checkpointing: bool) -> bool:
+    """Whether updates share each group's common prefix (trainer/shared_prefix.py)."""
+    if setting == "auto":
+        return not packed and not checkpointing
+    if setting and (packed or checkpointing):
+        other = "train.packing" if packed else "train.gradient_checkpointing"
+        raise ValueError(f"train.share_prefix=true cannot be combined with {other}=true (the "
+                         "prefix's cache would be rebuilt in the recomputation or mixed into "
+                         "packed rows); allowed: share_prefix false or auto")
+    return bool(setting)
+
+
 def enable_checkpointing(model: torch.nn.Module) -> None:
     """Recompute activations during backward (transformers 5 renamed the switch)."""
     enable = getattr(model, "activation_checkpointing_enable", None)

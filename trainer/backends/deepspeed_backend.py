@@ -21,7 +21,7 @@ from ..config import Config
 from ..dist import World
 from ..logprobs import token_logprobs
 from ..update import LRSchedule, optimise, ppo_update, score
-from .base import enable_checkpointing, export_pretrained, resolve_packing, rl_objective, use_bf16
+from .base import enable_checkpointing, export_pretrained, resolve_packing, resolve_sharing, rl_objective, use_bf16
 from .lora import is_lora, merged_named_tensors
 
 
@@ -97,6 +97,8 @@ class DeepSpeedBackend:
         self.generator = torch.Generator().manual_seed(seed)
         self.reference: Any = None
         self.packed = resolve_packing(cfg.train.packing, self.model, self.engine, self.device)
+        self.share_prefix = resolve_sharing(cfg.train.share_prefix, packed=self.packed,
+                                            checkpointing=cfg.train.gradient_checkpointing)
         self.begin_phase(schedule or LRSchedule(cfg.train.lr))
 
     # ----------------------------------------------------------------------------- contract
@@ -186,7 +188,9 @@ class DeepSpeedBackend:
             return token_logprobs(module, micro.input_ids, micro.attention_mask,
                                   temperature=self.temperature, with_entropy=with_entropy,
                                   entropy_grad=entropy_grad, packed=self.packed,
-                                  needed=micro.loss_mask if loss_only else None)
+                                  needed=micro.loss_mask if loss_only else None,
+                                  groups=micro.row_group if self.share_prefix else None,
+                                  always_share=self.stage == 3)
 
     def zero_grad(self) -> None:
         self.engine.zero_grad()

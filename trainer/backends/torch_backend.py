@@ -13,7 +13,7 @@ from ..config import KLConfig, LossConfig, TrainConfig
 from ..dist import World
 from ..logprobs import token_logprobs
 from ..update import LRSchedule, optimise, ppo_update, score
-from .base import enable_checkpointing, export_pretrained, resolve_packing, rl_objective, use_bf16
+from .base import enable_checkpointing, export_pretrained, resolve_packing, resolve_sharing, rl_objective, use_bf16
 from .lora import is_lora, merged_named_tensors
 
 
@@ -37,6 +37,8 @@ class TorchBackend:
         self.generator = torch.Generator().manual_seed(seed)
         self.reference: torch.nn.Module | None = None
         self.packed = resolve_packing(train.packing, self.model, self.model, self.device)
+        self.share_prefix = resolve_sharing(train.share_prefix, packed=self.packed,
+                                            checkpointing=train.gradient_checkpointing)
         self.begin_phase(schedule or LRSchedule(train.lr))
 
     # ----------------------------------------------------------------------------- contract
@@ -119,7 +121,8 @@ class TorchBackend:
             return token_logprobs(module, micro.input_ids, micro.attention_mask,
                                   temperature=self.temperature, with_entropy=with_entropy,
                                   entropy_grad=entropy_grad, packed=self.packed,
-                                  needed=micro.loss_mask if loss_only else None)
+                                  needed=micro.loss_mask if loss_only else None,
+                                  groups=micro.row_group if self.share_prefix else None)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
