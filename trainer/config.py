@@ -217,6 +217,9 @@ class SFTConfig(Section):
     epochs: int = Field(2, ge=1)
     lr: float = Field(1e-3, gt=0)
     rows_per_step: int = Field(16, ge=1)
+    # constant, or decay to 0 over SFT's steps (cosine, linear): ends in a settled minimum
+    # instead of wherever the last steps at the full lr left the weights.
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     seed: int | None = None  # demonstrations and batches; null: the run's seed
     cache: bool = False  # save the SFT'd policy once, reuse it (trainer.sft_cache)
 

@@ -134,7 +134,8 @@ async def _train(cfg: Config, echo) -> RunResult:
         demos = await orchestrator.demonstrations(world.shard(
             suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)), tag="sft")
         stats = sft(backend, demos, epochs=cfg.sft.epochs, lr=cfg.sft.lr,
-                    rows_per_step=cfg.sft.rows_per_step, pad_id=pad_id, seed=sft_seed(cfg))
+                    rows_per_step=cfg.sft.rows_per_step, pad_id=pad_id, seed=sft_seed(cfg),
+                    lr_schedule=cfg.sft.lr_schedule)
         backend.begin_phase(rl_schedule(cfg))  # RL starts with fresh optimizer moments
         engine.load_weights(backend.state_dict_for_engine(), version=0)
         if sft_cached is not None:

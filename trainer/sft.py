@@ -18,16 +18,17 @@ from .update import LRSchedule
 
 
 def sft(backend, demos: Sequence[Trajectory], *, epochs: int, lr: float, rows_per_step: int,
-        pad_id: int, seed: int = 0) -> dict[str, float]:
+        pad_id: int, seed: int = 0, lr_schedule: str = "constant") -> dict[str, float]:
     """Maximise the log-likelihood of the demonstrations' response tokens; returns metrics.
+    `lr_schedule` (constant, cosine, linear) runs over all of SFT's optimizer steps.
 
     Under DeepSpeed each rank passes its own demonstrations; every rank takes the same number of
     steps (the longest rank's), shorter ranks contributing no tokens to the extra ones.
     """
     batch = build_batch(demos, pad_id=pad_id)
-    backend.begin_phase(LRSchedule(lr))
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = backend.world.max(math.ceil(batch.num_rows / rows_per_step))
+    backend.begin_phase(LRSchedule(lr, total=epochs * steps_per_epoch, kind=lr_schedule))
     first = last = float("nan")
     for _ in range(epochs):
         order = torch.randperm(batch.num_rows, generator=generator)

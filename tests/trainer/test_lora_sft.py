@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import torch
 from trainer_parity import make_batch
 from turnwise.agent.engines import SamplingParams, make_engine
@@ -73,6 +74,21 @@ def test_sft_through_the_backend_learns_the_demonstrations(tiny_model):
     assert stats["sft/loss_first"] > 5.0 and stats["sft/loss_last"] < 1.0
     assert stats["sft/rows"] == 2 and stats["sft/tokens"] == 16
     assert backend.steps == 12 and backend.schedule(0) == 1e-2  # its own phase and lr
+
+
+def test_sft_lr_schedule_decays_over_all_of_its_steps(tiny_model):
+    backend = TorchBackend(tiny_model, TrainConfig(lr=1e-4), LossConfig())
+    lrs = []
+    step = backend.step
+
+    def logged() -> float:
+        lrs.append(backend.schedule(backend.steps))
+        return step()
+
+    backend.step = logged
+    sft(backend, _demos(), epochs=3, lr=1e-2, rows_per_step=1, pad_id=0, lr_schedule="cosine")
+    # 3 epochs x 2 steps; cosine from 1e-2 towards 0 at step 6: 1e-2 * (1 + cos(pi k / 6)) / 2.
+    assert lrs == pytest.approx([1e-2, 9.330e-3, 7.5e-3, 5e-3, 2.5e-3, 6.70e-4], rel=1e-3)
 
 
 def test_sft_with_lora_leaves_the_base_weights_alone(tiny_path):
