@@ -105,3 +105,20 @@ def test_sharing_is_refused_with_packing_or_checkpointing():
         resolve_sharing(True, packed=True, checkpointing=False)
     with pytest.raises(ValueError, match=r"train.gradient_checkpointing=true"):
         resolve_sharing(True, packed=False, checkpointing=True)
+
+
+def test_shared_prefixes_pass_through_lora_adapters(tiny_model):
+    from turnwise.trainer.backends.lora import wrap_lora
+    from turnwise.trainer.config import LoRAConfig
+
+    model = wrap_lora(tiny_model, LoRAConfig(enabled=True))
+    batch = make_batch([30, 24, 25, 40], response=6, seed=2, shared=True)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    runs = []
+    for groups in (None, batch.row_group):
+        logprobs, _ = token_logprobs(model, batch.input_ids, batch.attention_mask,
+                                     needed=batch.loss_mask, groups=groups)
+        runs.append((logprobs, torch.autograd.grad((logprobs * batch.advantages).sum(), trainable)))
+    assert torch.allclose(runs[1][0], runs[0][0], atol=1e-5)
+    for shared, plain in zip(runs[1][1], runs[0][1]):
+        assert torch.allclose(shared, plain, atol=1e-5, rtol=1e-4)
