@@ -153,7 +153,8 @@ def ppo_update(engine: StepEngine, batch: RolloutBatch, objective: Objective, *,
 
 def score(engine: StepEngine, batch: RolloutBatch, *, token_budget: int, packed: bool,
           reference: bool = False) -> torch.Tensor:
-    """Per-token logprobs [B, L] of the whole batch without gradient, on the CPU."""
+    """Per-token logprobs [B, L] of the batch's loss-mask tokens (0 elsewhere: nothing reads
+    them) without gradient, on the CPU; scored like the update, prefixes shared."""
     micros = micro_batches(batch, token_budget, packed=packed)
     count = engine.world.max(len(micros))
     width = batch.input_ids.shape[1]
@@ -161,7 +162,7 @@ def score(engine: StepEngine, batch: RolloutBatch, *, token_budget: int, packed:
     with torch.no_grad():
         for i in range(count):
             micro = (micros[i] if i < len(micros) else padding_micro_batch(batch)).to(engine.device)
-            logprobs, _ = engine.forward(micro, reference=reference)
+            logprobs, _ = engine.forward(micro, reference=reference, loss_only=True)
             if i < len(micros):
                 out.append(_pad_to(logprobs.float().cpu(), width))
     return torch.cat(out) if out else torch.zeros(batch.input_ids.shape)

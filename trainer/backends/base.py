@@ -24,7 +24,8 @@ class Backend(Protocol):
     world: World
 
     def forward_logprobs(self, batch: RolloutBatch, *, reference: bool = False) -> torch.Tensor:
-        """Per-token log-probabilities [B, L] under the current (or reference) weights, no gradient."""
+        """Per-token log-probabilities [B, L] of the loss-mask tokens (0 elsewhere) under the
+        current (or reference) weights, no gradient."""
         ...
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:

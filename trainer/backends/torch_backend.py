@@ -44,7 +44,8 @@ class TorchBackend:
     # ----------------------------------------------------------------------------- contract
 
     def forward_logprobs(self, batch: RolloutBatch, *, reference: bool = False) -> torch.Tensor:
-        """Per-token logprobs [B, L] under the current (or the reference) weights, no gradient."""
+        """Per-token logprobs [B, L] of the loss-mask tokens (0 elsewhere) under the current
+        (or the reference) weights, no gradient."""
         return score(self, batch, token_budget=self.train_cfg.micro_batch_tokens,
                      packed=self.packed, reference=reference)
 
