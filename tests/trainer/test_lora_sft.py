@@ -48,8 +48,11 @@ def test_lora_trains_adapters_and_the_engine_gets_merged_weights(tiny_path, toke
 
     # The reference of a LoRA policy is the base with adapters off: no second copy needed.
     backend.attach_reference(None)
+    # (Scored where the loss is: the trained tokens; 0 elsewhere.)
     reference = backend.forward_logprobs(batch, reference=True)
-    assert torch.allclose(reference * mask, original * mask, atol=1e-5)
+    trained_at = batch.loss_mask.bool()
+    assert torch.allclose(reference[trained_at], original[trained_at], atol=1e-5)
+    assert (reference[~trained_at] == 0).all()
 
     # And the hf engine takes those tensors as they come.
     engine = make_engine("hf", tiny_path, tokenizer)
