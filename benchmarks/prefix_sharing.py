@@ -38,8 +38,10 @@ WORKLOADS = (("per_step, history 2", "per_step", 10, 4),
 
 
 def computed_tokens(batch: RolloutBatch, budget: int, minibatches: int) -> tuple[int, int]:
-    """Model-input tokens of the update's padded micro-batches: plain, and with sharing (the
-    prefix pass counts each group's prefix once, the suffix pass each row's padded suffix)."""
+    """Model-input tokens of padded micro-batches cut as the update cuts them: plain, and with
+    sharing (the prefix pass counts each group's prefix once, the suffix pass each row's padded
+    suffix). Mini-batches are taken in row order here; the update shuffles rows first, so its
+    own split differs a little (the timings above are of the update itself)."""
     plain = shared = 0
     for rows in torch.tensor_split(torch.arange(batch.num_rows), minibatches):
         for micro in micro_batches(batch.select(rows), budget, packed=False, by_length=True):
@@ -78,7 +80,8 @@ def main() -> None:
     results = []
     for label, mode, turns, minibatches in WORKLOADS:
         settings = EpisodeSettings(mode=mode, max_turns=turns, max_tokens_per_turn=24,
-                                   max_episode_tokens=4096, sampling=SamplingParams(temperature=1.0))
+                                   max_episode_tokens=4096,
+                                   sampling=SamplingParams(temperature=1.0))
         orch = Orchestrator(engine, suite, ChatFormatter(tokenizer), settings, quiet=True)
         trajs = [t for t in asyncio.run(orch.rollout(suite.tasks("train", args.tasks, 7),
                                                      group_size=8, tag=mode)) if t.turns]

@@ -21,7 +21,8 @@ from ..config import Config
 from ..dist import World
 from ..logprobs import token_logprobs
 from ..update import LRSchedule, optimise, ppo_update, score
-from .base import enable_checkpointing, export_pretrained, resolve_packing, resolve_sharing, rl_objective, use_bf16
+from .base import (enable_checkpointing, export_pretrained, resolve_packing, resolve_sharing,
+                   rl_objective, use_bf16)
 from .lora import is_lora, merged_named_tensors
 
 
