@@ -8,7 +8,7 @@ from . import reinforce_pp as _reinforce_pp  # noqa: F401
 from . import rloo as _rloo  # noqa: F401
 from .arpo import arpo_advantages
 from .assign import assign_advantages
-from .dynamic_sampling import keep_varied_groups, varied_groups
+from .dynamic_sampling import flat_group_fraction, keep_varied_groups, varied_groups
 from .gigpo import gigpo_advantages
 from .grpo import grpo_advantages
 from .igpo import igpo_advantages
@@ -18,7 +18,7 @@ from .rloo import rloo_advantages
 from .shaping import apply_invalid_penalty, apply_overlong_penalty, overlong_penalty
 
 __all__ = ["apply_invalid_penalty", "apply_overlong_penalty", "arpo_advantages",
-           "assign_advantages", "check_options", "compute", "get", "gigpo_advantages",
-           "grpo_advantages", "igpo_advantages", "keep_varied_groups", "names", "needs",
-           "overlong_penalty", "register", "reinforce_pp_advantages", "rloo_advantages",
+           "assign_advantages", "check_options", "compute", "flat_group_fraction", "get",
+           "gigpo_advantages", "grpo_advantages", "igpo_advantages", "keep_varied_groups",
+           "names", "needs", "overlong_penalty", "register", "reinforce_pp_advantages", "rloo_advantages",
            "varied_groups"]

@@ -38,3 +38,10 @@ def keep_varied_groups(trajectories: Sequence[Trajectory]) -> tuple[list[Traject
     keep = varied_groups([t.outcome_reward for t in trajectories], uids)
     dropped = len({u for u, k in zip(uids, keep) if not k})
     return [t for t, k in zip(trajectories, keep) if k], dropped
+
+
+def flat_group_fraction(trajectories: Sequence[Trajectory]) -> float:
+    """The share of groups of two or more whose outcome rewards are all equal, out of all groups
+    (0.0 when there are none); the groups dynamic sampling would drop."""
+    groups = len({t.uid for t in trajectories})
+    return keep_varied_groups(trajectories)[1] / groups if groups else 0.0

@@ -66,7 +66,7 @@ def test_cli_runs_two_iterations_within_a_minute(tiny_path, tmp_path):
 
     record = json.loads(lines[-1])
     for key in ("rollout/reward", "train/loss", "train/kl", "train/clipfrac", "train/entropy",
-                "perf/tokens_per_s"):
+                "perf/tokens_per_s", "credit/flat_groups"):
         assert key in record and record[key] is not None, key
     assert (tmp_path / "r" / "config.yaml").exists()
     assert (tmp_path / "r" / "policy" / "config.json").exists()

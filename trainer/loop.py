@@ -193,6 +193,8 @@ async def _train(cfg: Config, echo) -> RunResult:
         usable, prepared = prepare(usable, cfg.credit, model=backend.model, tokenizer=tokenizer,
                                    temperature=r.temperature)
         credit_metrics.update(prepared)
+        # Groups whose episodes all scored alike give GRPO-style estimators no outcome signal.
+        credit_metrics["credit/flat_groups"] = credit.flat_group_fraction(usable)
         batch = build_batch(usable, pad_id=pad_id)
         scoring, rollout_logprobs = {}, batch.old_logprobs
         if cfg.kl.coef:

@@ -51,6 +51,13 @@ def _group(uid: str, rewards: list[float]):
     return [traj(uid, f"{uid}/{i}", [turn()], outcome=r) for i, r in enumerate(rewards)]
 
 
+def test_flat_group_fraction_by_hand():
+    # a all equal (flat), b differs, c a single episode (kept, as dynamic sampling keeps it), d flat
+    trajs = _group("a", [1, 1]) + _group("b", [0, 1]) + _group("c", [5]) + _group("d", [2, 2, 2])
+    assert credit.flat_group_fraction(trajs) == 2 / 4
+    assert credit.flat_group_fraction([]) == 0.0
+
+
 def test_dynamic_sampling_rerolls_until_enough_groups():
     first = _group("a", [1, 1]) + _group("b", [0, 1])
     rolls = {1: _group("c", [0, 2]) + _group("d", [1, 0]) + _group("e", [3, 3])}

@@ -100,6 +100,7 @@ METRICS: dict[str, str] = {
     "tools/<tool>/latency_p99": "99th percentile call latency (s)",
     "tools/<tool>/latency_mean": "mean call latency (s)",
     # credit steps (trainer/credit_steps.py, trainer/igpo_scoring.py)
+    "credit/flat_groups": "share of groups whose episodes all scored alike (no outcome signal)",
     "dynamic_sampling/rolls": "rollouts made this iteration (DAPO dynamic sampling)",
     "dynamic_sampling/dropped_groups": "groups dropped because all their rewards were equal",
     "dynamic_sampling/kept_groups": "groups kept for training",
