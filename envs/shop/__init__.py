@@ -107,7 +107,7 @@ class ShopEnv:
 class ShopOracle:
     """Replays a purchase planned on a private session: search the instruction, page through
     the results to the goal's product (searching its title if it is not in the first 50),
-    select the goal's options, buy."""
+    click its id as the page shows it, select the goal's options, buy."""
 
     def __init__(self, store: Store, task: Task) -> None:
         self.actions = plan(store, task.data["goal"])
@@ -129,7 +129,7 @@ def plan(store: Store, goal: dict[str, Any]) -> list[str]:
             raise RuntimeError(f"shop oracle action {action!r} was ignored on page {site.page}")
         actions.append(action)
 
-    target = goal["asin"].lower()
+    target = goal["asin"].lower()  # clickables are keyed lower-cased, as WebShop's
     for query in (search_query(goal["instruction_text"]), goal["name"].lower()):
         do(f"search[{query}]")
         while target not in site.clickables() and NEXT in site.clickables():
@@ -138,7 +138,9 @@ def plan(store: Store, goal: dict[str, Any]) -> list[str]:
             break
     else:
         raise RuntimeError(f"shop oracle cannot find {goal['asin']} by search")
-    do(f"click[{target}]")
+    # Click the product as the results page spells it (clicks match case-insensitively), so a
+    # model copies the id from the page token for token instead of also lower-casing it.
+    do(f"click[{goal['asin']}]")
     for value in goal["goal_options"].values():
         do(f"click[{value}]")
     do(f"click[{BUY}]")

@@ -95,6 +95,20 @@ def test_oracle_scores_one_on_every_task(shop):
             assert step.info["success"] and step.info["score"] == 1.0 and step.reward == 10.0, task
 
 
+def test_oracle_clicks_the_product_as_the_page_spells_it(shop):
+    task = shop.tasks("train", 1, seed=3)[0]
+    env, oracle = shop.make(), shop.oracle(task)
+    obs = asyncio.run(env.reset(task))
+    actions = []
+    while not obs.text.startswith("Back to Search") or task.data["goal"]["asin"] not in obs.text:
+        actions.append(oracle.act(obs))
+        obs = asyncio.run(env.step(actions[-1])).observation
+    click = oracle.act(obs)
+    assert click == f"<action>click[{task.data['goal']['asin']}]</action>"  # upper case, as shown
+    assert f"[SEP] {task.data['goal']['asin']} [SEP]" in obs.text
+    assert not asyncio.run(env.step(click)).info["noop"]  # accepted: clicks ignore case
+
+
 def test_pages_clicks_and_ignored_actions(shop):
     task = shop.tasks("test", 1, seed=0)[0]
     env = shop.make()
