@@ -15,7 +15,7 @@ from pathlib import Path
 from ..agent.tiny import cache_root, publish_folder
 from .config import Config
 
-CACHE_VERSION = 2  # bump when SFT's semantics change
+CACHE_VERSION = 3  # bump when SFT's semantics or an oracle's demonstrations change
 
 
 def sft_seed(cfg: Config) -> int:
