@@ -41,7 +41,7 @@ class RunContext:
 class Orchestrator:
     """Plays groups of episodes of a suite's tasks with an engine; see the module docstring."""
 
-    engine: InferenceEngine
+    engine: InferenceEngine | None  # None: demonstrations only (the oracle needs no engine)
     suite: EnvSuite
     formatter: ChatFormatter
     settings: EpisodeSettings
@@ -81,6 +81,9 @@ class Orchestrator:
         `arpo` set, groups grow by branching unless `branch` is false (evaluation).
         """
         settings = settings or self.settings
+        if self.engine is None:
+            raise ValueError("Orchestrator.engine is None: it can play demonstrations only; "
+                             "give it an inference engine to roll out a policy")
 
         async def act(prompt_ids: list[int], obs: Observation,
                       params: SamplingParams) -> Completion:

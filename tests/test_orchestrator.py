@@ -205,3 +205,12 @@ def test_history_rewriting_template_through_an_episode(tokenizer, policy):
     assert traj.full_ids()[:len(prompts[-1])] == prompts[-1]
     # Both earlier responses keep their reasoning, which a whole re-render would drop.
     assert thinking.decode(prompts[-1]).count("assistant\n<think>hm</think>") == 2
+
+
+def test_an_orchestrator_without_engine_refuses_to_roll_out(tokenizer):
+    # The training loop builds it before the weights are chosen, to play the oracle's
+    # demonstrations; a policy rollout before the engine joins is a bug, said as such.
+    orch = Orchestrator(None, CountingSuite(), ChatFormatter(tokenizer), EpisodeSettings(),
+                        quiet=True)
+    with pytest.raises(ValueError, match="engine is None: it can play demonstrations only"):
+        asyncio.run(orch.rollout(tasks(1), group_size=1, tag="t"))

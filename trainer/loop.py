@@ -73,23 +73,10 @@ async def _train(cfg: Config, echo) -> RunResult:
     log = rank_zero_log(world, lambda: RunLog(cfg))
     echo(f"run folder: {log.dir}")
 
-    # The policy twice: the backend's copy learns, the engine's copy serves rollouts.
+    # The chat format and the episode settings: the oracle's demonstrations need them, the
+    # engine and the learner only the policy's weights (a cached SFT folder keeps this tokenizer).
     path = resolve_model(cfg.model)
-    # A cached cold start replaces SFT: the policy loads already imitating the oracle.
-    sft_cached, sft_now = None, bool(cfg.sft.episodes) and checkpoint is None
-    if sft_now and cfg.sft.cache:
-        check_cacheable(cfg)
-        sft_cached = sft_cache_path(cfg, path)
-        if (sft_cached / "config.json").exists():
-            echo(f"sft: cached policy {sft_cached}")
-            path, sft_now = str(sft_cached), False
     tokenizer = load_tokenizer(path)
-    device = pick_device(cfg.train.device, world.local_rank)
-    engine = make_engine(cfg.engine.kind, path, tokenizer,
-                         device=pick_device(cfg.engine.device, world.local_rank),
-                         dtype=cfg.model.dtype, max_batch=cfg.engine.max_batch,
-                         batch_wait_ms=cfg.engine.batch_wait_ms)
-    backend = make_backend(cfg, path, world=world, device=device)
     # Tool suites with JSON calls (hermes) list their tool schemas through the chat template.
     formatter = ChatFormatter(tokenizer, tools=suite_tool_schemas(suite))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else formatter.eos_id
@@ -103,12 +90,35 @@ async def _train(cfg: Config, echo) -> RunResult:
                                template_mismatch=r.template_mismatch,
                                step_timeout=r.step_timeout)
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
-    # others the engine happened to batch it with.
-    orchestrator = Orchestrator(engine, suite, formatter, settings,
+    # others the engine happened to batch it with. The engine joins once the weights are known.
+    orchestrator = Orchestrator(None, suite, formatter, settings,
                                 max_concurrency=1 if cfg.deterministic else r.max_concurrency,
                                 max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
                                 quiet=cfg.log.quiet,
                                 arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None)
+
+    # Cold start: the oracle's demonstrations (a resumed run has done it already). They also key
+    # the SFT cache, so a changed oracle or prompt format never loads a stale policy; a cached
+    # policy then replaces SFT and loads already imitating the oracle.
+    sft_now, demos, sft_cached = bool(cfg.sft.episodes) and checkpoint is None, [], None
+    if sft_now:
+        demos = await orchestrator.demonstrations(world.shard(
+            suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)), tag="sft")
+    if sft_now and cfg.sft.cache:
+        check_cacheable(cfg)
+        sft_cached = sft_cache_path(cfg, path, demos)
+        if (sft_cached / "config.json").exists():
+            echo(f"sft: cached policy {sft_cached}")
+            path, sft_now, demos = str(sft_cached), False, []
+
+    # The policy twice: the backend's copy learns, the engine's copy serves rollouts.
+    device = pick_device(cfg.train.device, world.local_rank)
+    engine = make_engine(cfg.engine.kind, path, tokenizer,
+                         device=pick_device(cfg.engine.device, world.local_rank),
+                         dtype=cfg.model.dtype, max_batch=cfg.engine.max_batch,
+                         batch_wait_ms=cfg.engine.batch_wait_ms)
+    orchestrator.engine = engine
+    backend = make_backend(cfg, path, world=world, device=device)
     eval_tasks = suite.tasks(cfg.eval.split, cfg.eval.tasks, cfg.seed + 1) if cfg.eval.tasks else []
     greedy = EpisodeSettings(**{**settings.__dict__, "sampling": SamplingParams(
         temperature=0.0 if cfg.eval.greedy else r.temperature, stop=tuple(r.stop))})
@@ -129,10 +139,8 @@ async def _train(cfg: Config, echo) -> RunResult:
                                           seed=rollout_seed(cfg, iteration + 1_000_003 * roll,
                                                             world.rank))
 
-    # Cold start: imitate the environment's oracle (a resumed run has done it already).
+    # Cold start: imitate the environment's oracle.
     if sft_now:
-        demos = await orchestrator.demonstrations(world.shard(
-            suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)), tag="sft")
         stats = sft(backend, demos, epochs=cfg.sft.epochs, lr=cfg.sft.lr,
                     rows_per_step=cfg.sft.rows_per_step, pad_id=pad_id, seed=sft_seed(cfg),
                     lr_schedule=cfg.sft.lr_schedule)

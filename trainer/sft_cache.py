@@ -2,20 +2,24 @@
 
 RL comparisons (GiGPO vs GRPO, seed after seed) start from the same SFT model; with
 `sft.cache: true` the first run saves it and the others load it instead of training it again.
-The key covers the base model folder, the environment, the demonstrations' rollout settings, the
-SFT hyperparameters and its seed, so a changed recipe never picks up a stale model.
+The key covers the base model folder, a digest of the demonstrations' token ids (so a changed
+oracle, environment, prompt format or tokenizer is a new key without anyone remembering to bump
+a version), the SFT hyperparameters and its seed, so a changed recipe never picks up a stale model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from ..agent.tiny import cache_root, publish_folder
 from .config import Config
 
-CACHE_VERSION = 3  # bump when SFT's semantics or an oracle's demonstrations change
+CACHE_VERSION = 3  # bump when SFT's semantics change (the demonstrations are in the key)
 
 
 def sft_seed(cfg: Config) -> int:
@@ -23,16 +27,32 @@ def sft_seed(cfg: Config) -> int:
     return cfg.seed if cfg.sft.seed is None else cfg.sft.seed
 
 
-def sft_cache_path(cfg: Config, model_path: str | Path) -> Path:
-    """Where the SFT'd policy of this config lives (it may not exist yet)."""
-    r = cfg.rollout
+def demonstrations_digest(demos: Sequence) -> str:
+    """A hash of exactly the tokens SFT trains on: every demonstration's prompt, responses and
+    observations (per-step prompts too), in order."""
+    digest = hashlib.sha256()
+
+    def add(ids) -> None:
+        digest.update(np.asarray(ids, dtype=np.int64).tobytes())
+        digest.update(b"|")
+
+    for traj in demos:
+        digest.update(f"{traj.mode}:{len(traj.turns)}".encode())
+        add(traj.prompt_ids)
+        for turn in traj.turns:
+            add(turn.prompt_ids or [])
+            add(turn.response_ids)
+            add(turn.observation_ids)
+    return digest.hexdigest()
+
+
+def sft_cache_path(cfg: Config, model_path: str | Path, demos: Sequence) -> Path:
+    """Where the SFT'd policy of this config and these demonstrations lives (it may not exist)."""
     key = {
         "version": CACHE_VERSION,
         "model": str(Path(model_path).resolve()) if Path(model_path).exists() else str(model_path),
         "dtype": cfg.model.dtype,
-        "env": [cfg.env.name, cfg.env.options, cfg.env.train_split],
-        "rollout": [r.mode, r.history, r.max_turns, r.max_tokens_per_turn, r.max_episode_tokens,
-                    r.show_admissible],
+        "demonstrations": demonstrations_digest(demos),
         "sft": cfg.sft.model_dump(exclude={"cache", "seed"}),
         "seed": sft_seed(cfg),
         # What shapes SFT's optimizer steps and numerics (the RL schedule does not). Threads and
