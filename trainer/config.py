@@ -28,6 +28,7 @@ class TinyConfig(Section):
     vocab_size: int = Field(4096, ge=512)
     max_positions: int = Field(4096, ge=128)
     space_tokens: bool = False  # see agent.tiny.TinySpec
+    digit_group: int = Field(0, ge=0)  # see agent.tiny.TinySpec
     seed: int = 0
 
 
