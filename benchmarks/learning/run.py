@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 RECIPES: dict[str, str | None] = {
     "household_gigpo": "household_grpo",
     "household_grpo": None,
-    "shop_gigpo": None,
+    "shop_gigpo": "shop_grpo",
+    "shop_grpo": None,
     "search_grpo": None,
     "search_igpo": "search_grpo",
     "search_arpo": "search_grpo",
@@ -64,7 +65,7 @@ def run_one(recipe: str, seed: int, runs: Path, extra: list[str], sft_seed: int)
 
 
 def family(recipe: str) -> str:
-    """Recipes that share an SFT cold start: household_gigpo and household_grpo, search_*."""
+    """Recipes that share an SFT cold start: household_*, shop_*, search_*."""
     return recipe.split("_")[0]
 
 
