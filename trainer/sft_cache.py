@@ -32,9 +32,9 @@ def demonstrations_digest(demos: Sequence) -> str:
     observations (per-step prompts too), in order."""
     digest = hashlib.sha256()
 
-    def add(ids) -> None:
-        digest.update(np.asarray(ids, dtype=np.int64).tobytes())
-        digest.update(b"|")
+    def add(ids) -> None:  # length first, so no two splits of one id stream hash alike
+        ids = np.asarray(ids, dtype=np.int64)
+        digest.update(np.int64(ids.size).tobytes() + ids.tobytes())
 
     for traj in demos:
         digest.update(f"{traj.mode}:{len(traj.turns)}".encode())
