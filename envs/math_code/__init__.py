@@ -7,6 +7,7 @@ prints the answer, then give it boxed). A suite wires these to a `ToolEnv` with 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 from ..base import Task
@@ -18,11 +19,20 @@ INSTRUCTION = "Solve the problem. You may run Python code. Put the final answer 
 
 
 class MathCodeTasks:
-    """Tasks, reward and expert script for code-assisted math problems."""
+    """Tasks, reward and expert script for code-assisted math problems.
 
-    def __init__(self, *, kinds: Sequence[str] | None = None) -> None:
+    `direct` is the share of tasks on which the expert answers at once, without running code,
+    as hand-written worked solutions often do; which tasks is fixed by a hash of the task id.
+    The answer is still right, so the expert's success stays 1, but a model imitating it learns
+    two strategies, and only one of them is within its reach.
+    """
+
+    def __init__(self, *, kinds: Sequence[str] | None = None, direct: float = 0.0) -> None:
         self.kinds = tuple(kinds or GENERATORS)
         make_problems("train", 1, 0, self.kinds)  # validate `kinds` now
+        if isinstance(direct, bool) or not isinstance(direct, (int, float)) or not 0 <= direct <= 1:
+            raise ValueError(f"env.options.oracle_direct={direct!r}: allowed is a number in [0, 1]")
+        self.direct = float(direct)
 
     def tasks(self, split: str, count: int, seed: int) -> list[Task]:
         """`count` problems of `split` (train / valid / test), determined by `seed`."""
@@ -37,9 +47,20 @@ class MathCodeTasks:
         return float(is_correct(response, task.answer))
 
     def oracle_steps(self, task: Task) -> list[ScriptStep]:
-        """An expert's moves: run the solution program, then answer with the value boxed."""
+        """An expert's moves: run the solution program, then answer with the value boxed; on a
+        `direct` share of tasks, answer at once."""
+        steps = self.solution_steps(task)
+        return steps[-1:] if self.answers_directly(task) else steps
+
+    def solution_steps(self, task: Task) -> list[ScriptStep]:
+        """Run the solution program, then answer with the value boxed."""
         return [ScriptStep("code", task.data["solution_code"]),
                 ScriptStep("answer", f"\\boxed{{{task.answer}}}")]
+
+    def answers_directly(self, task: Task) -> bool:
+        """Whether the expert skips the code on `task` (a fixed draw per task id)."""
+        draw = int(hashlib.sha256(task.id.encode()).hexdigest()[:12], 16) / 16 ** 12
+        return draw < self.direct
 
     def oracle(self, task: Task, render: Render = tag_render) -> ScriptedOracle:
         return ScriptedOracle(self.oracle_steps(task), render)
@@ -50,7 +71,7 @@ class MathCodeTasks:
         for split in SPLITS:
             for task in self.tasks(split, 140, 7):
                 yield task.data["question"]
-                yield "\n".join(tag_render(step) for step in self.oracle_steps(task))
+                yield "\n".join(tag_render(step) for step in self.solution_steps(task))
 
 
 __all__ = ["GENERATORS", "MathCodeTasks", "SPLITS", "extract_boxed", "format_answer",

@@ -33,7 +33,8 @@ class MathCodeSuite(ToolSuite):
     `max_calls_per_episode`, `executor` (Executor options), the tool's `backend` (local | e2b),
     `stateful` (variables persist across the calls of one episode; the sandbox closes with the
     episode), `limits` (SandboxLimits fields), `isolation` (auto | bwrap | unshare), `e2b`
-    (E2B options), and the task source's `kinds`.
+    (E2B options), and the task source's `kinds` and `oracle_direct` (the share of tasks the
+    expert answers without running code).
     """
 
     name = "math_code"
@@ -42,8 +43,9 @@ class MathCodeSuite(ToolSuite):
                  max_calls_per_episode: int | None = 8, executor: dict[str, Any] | None = None,
                  backend: str = "local", stateful: bool = False,
                  limits: dict[str, Any] | None = None, isolation: str = "auto",
-                 e2b: dict[str, Any] | None = None, kinds: Sequence[str] | None = None) -> None:
-        self.problems = MathCodeTasks(kinds=kinds)
+                 e2b: dict[str, Any] | None = None, kinds: Sequence[str] | None = None,
+                 oracle_direct: float = 0.0) -> None:
+        self.problems = MathCodeTasks(kinds=kinds, direct=oracle_direct)
         try:
             python = python_tool(backend=backend, stateful=stateful, limits=limits,
                                  isolation=isolation, e2b=e2b, name="python")
@@ -65,7 +67,8 @@ class MathCodeSuite(ToolSuite):
         """Problems, the prompts of both formats, the expert's responses, its results, answers."""
         yield from self.problems.corpus()
         tasks = [task for split in SPLITS for task in self.problems.tasks(split, 60, 11)]
-        yield from self.format_texts(step for task in tasks for step in self.oracle_steps(task))
+        yield from self.format_texts(step for task in tasks
+                                     for step in self.problems.solution_steps(task))
         for task in tasks:
             # What the solution prints (its answer), as the tool's result would show it.
             yield f"<result>{task.answer}</result>"

@@ -81,3 +81,29 @@ def test_determinism_and_splits():
     assert MathCodeTasks().prompt(a[0]).endswith(a[0].data["question"])
     with pytest.raises(ValueError, match="env.options.kinds"):
         MathCodeTasks(kinds=["calculus"])
+
+
+def test_expert_answers_a_fixed_share_directly():
+    mixed = MathCodeTasks(kinds=["leftover"], direct=0.5)
+    problems = mixed.tasks("train", 400, seed=0)
+    direct = [t for t in problems if mixed.answers_directly(t)]
+    assert 160 < len(direct) < 240  # a fair draw per task id
+    for task in problems[:40]:
+        steps = mixed.oracle_steps(task)
+        kinds = [s.kind for s in steps]
+        assert kinds == (["answer"] if task in direct else ["code", "answer"])
+        assert steps[-1] == mixed.solution_steps(task)[-1]  # the direct answer is still right
+        assert mixed.reward(task, mixed.oracle(task).render(steps[-1])) == 1.0
+    # The draw depends on the task alone: another instance, same choice.
+    assert [MathCodeTasks(kinds=["leftover"], direct=0.5).answers_directly(t) for t in problems] \
+        == [mixed.answers_directly(t) for t in problems]
+    assert not any(MathCodeTasks(kinds=["leftover"]).answers_directly(t) for t in problems)
+    assert all(MathCodeTasks(kinds=["leftover"], direct=1).answers_directly(t) for t in problems)
+    # The tokenizer corpus always spells out the programs, so the share leaves it unchanged.
+    assert list(mixed.corpus()) == list(MathCodeTasks(kinds=["leftover"]).corpus())
+
+
+@pytest.mark.parametrize("direct", [-0.1, 1.5, "half", True])
+def test_direct_share_is_checked(direct):
+    with pytest.raises(ValueError, match="env.options.oracle_direct"):
+        MathCodeTasks(direct=direct)

@@ -181,3 +181,19 @@ def test_full_trajectory_demonstrations_through_the_orchestrator(tokenizer):
     corpus_task = suite.tasks("valid", 60, 11)[4]
     assert suite.system_prompt in texts and f"<result>{corpus_task.answer}</result>" in texts
     assert f"<python>{corpus_task.data['solution_code']}</python>" in texts
+
+
+def test_direct_answers_end_the_episode_in_one_step_with_full_reward():
+    suite = make_suite("math_code", kinds=["leftover"], oracle_direct=1.0)
+    task = suite.tasks("train", 1, seed=0)[0]
+
+    async def run():
+        env, oracle = suite.make(), suite.oracle(task)
+        step = await env.step(oracle.act(await env.reset(task)))
+        await env.close()
+        return step
+
+    step = asyncio.run(run())
+    assert step.done and step.reward == 1.0 and not step.info.get("tool_calls")
+    with pytest.raises(ValueError, match="oracle_direct"):
+        make_suite("math_code", oracle_direct=2)
