@@ -10,7 +10,7 @@ import yaml
 from benchmarks.learning import report
 
 
-def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0):
+def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0, held=(0.0, 0.0)):
     folder = tmp_path / f"{recipe}-s{seed}"
     folder.mkdir()
     rows = [{"iteration": -1, "sft/rows": 100.0}, {"iteration": 0, "eval/success": before}]
@@ -20,14 +20,15 @@ def _run(tmp_path, recipe, seed, before, after, curve, calls=0.0):
              for i, s in enumerate(curve)]
     (folder / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (folder / "summary.json").write_text(json.dumps(
-        {"eval_before": {"eval/success": before}, "eval_after": {"eval/success": after}}))
+        {"eval_before": {"eval/success": before, "eval/tool_calls": held[0]},
+         "eval_after": {"eval/success": after, "eval/tool_calls": held[1]}}))
     (folder / "config.yaml").write_text(yaml.safe_dump({"eval": {"tasks": 64, "split": "v"}}))
     return {"recipe": recipe, "seed": seed, "run": str(folder), "wall_seconds": 30.0}
 
 
 def test_paired_gains_and_budget_by_hand(tmp_path):
-    records = [_run(tmp_path, "a", 0, 0.10, 0.30, [0.1, 0.5], calls=2.0),
-               _run(tmp_path, "a", 1, 0.10, 0.50, [0.2, 0.4], calls=2.0),
+    records = [_run(tmp_path, "a", 0, 0.10, 0.30, [0.1, 0.5], calls=2.0, held=(0.5, 1.0)),
+               _run(tmp_path, "a", 1, 0.10, 0.50, [0.2, 0.4], calls=2.0, held=(0.25, 0.5)),
                _run(tmp_path, "b", 0, 0.10, 0.20, [0.1, 0.1]),
                _run(tmp_path, "b", 1, 0.10, 0.20, [0.0, 0.2])]
     report.write_report(records, {"a": "b", "b": None}, tmp_path / "out")
@@ -43,8 +44,11 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     (pair,) = out["comparisons"]
     assert pair["per_seed"] == pytest.approx([0.10, 0.30])  # a - b, seed by seed
     assert (tmp_path / "out" / "report.png").stat().st_size > 10_000
-    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 |" in (
-        tmp_path / "out" / "report.md").read_text()
+    assert a["eval_tool_calls_before"]["mean"] == pytest.approx(0.375)  # (0.5 + 0.25) / 2
+    table = (tmp_path / "out" / "report.md").read_text()
+    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 |" in table
+    assert "| 6.7 ± 0.0 | 0.38 -> 0.75 |" in table  # calls per solved; held-out calls
+    assert "| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 2 | 2 | 20 | - | - |" in table
 
 
 def test_runs_go_in_waves_that_train_each_sft_model_once():

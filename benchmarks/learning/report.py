@@ -1,7 +1,7 @@
 """The learning report from finished run folders: report.json, report.md and report.png.
 
-Per run: held-out score before RL (after SFT) and after, the training curve, wall time and the
-budget it used (iterations, episodes, generated tokens, tool calls, solved episodes). Per recipe:
+Per run: held-out score before RL (after SFT) and after, the held-out tool calls per episode
+before and after, the training curve, wall time and the budget it used (iterations, episodes, generated tokens, tool calls, solved episodes). Per recipe:
 mean and sample standard deviation over seeds. Per (method, baseline) pair: the seed-by-seed
 difference of the final score (both start from the same SFT model of that seed).
 """
@@ -47,6 +47,8 @@ def read_run(record: dict[str, Any]) -> dict[str, Any]:
         "after": summary["eval_after"].get(f"eval/{key}"),
         "success_before": summary["eval_before"].get("eval/success"),
         "success_after": summary["eval_after"].get("eval/success"),
+        "eval_tool_calls_before": summary["eval_before"].get("eval/tool_calls"),
+        "eval_tool_calls_after": summary["eval_after"].get("eval/tool_calls"),
         "eval_tasks": cfg["eval"]["tasks"], "eval_split": cfg["eval"]["split"],
         "curve": [r.get(f"rollout/{key}") for r in train],
         # Held-out score by iteration: 0 (after SFT), every eval.every, and the last.
@@ -86,6 +88,8 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
             "wall_seconds": _stats([r["wall_seconds"] for r in mine]),
             "rl_seconds": _stats([r["budget"]["rl_seconds"] for r in mine]),
             "tool_calls_per_solved": _stats([r["budget"]["tool_calls_per_solved"] for r in mine]),
+            "eval_tool_calls_before": _stats([r.get("eval_tool_calls_before") for r in mine]),
+            "eval_tool_calls_after": _stats([r.get("eval_tool_calls_after") for r in mine]),
             "budget": mine[0]["budget"],
         }
     comparisons = []
@@ -106,22 +110,31 @@ def _fmt(s: dict[str, Any], scale: float = 100.0) -> str:
     return f"{s['mean'] * scale:.1f} ± {s['std'] * scale:.1f}"
 
 
+def _calls(recipe: dict[str, Any]) -> str:
+    before, after = recipe["eval_tool_calls_before"], recipe["eval_tool_calls_after"]
+    if not before["mean"] and not after["mean"]:
+        return "-"
+    return f"{before['mean']:.2f} -> {after['mean']:.2f}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Learning report (cpu-tiny presets)", "",
              "Held-out score in points (x100), mean ± sample std over seeds. *Before*: right "
              "after the SFT cold start (the RL starting point); *after*: after the last RL "
              "iteration. Methods and their baselines start from the same SFT model per seed. *RL s*: "
              "seconds of the RL iterations; *wall s*: the whole run, SFT included where it ran "
-             "(the first run of a family; later ones load it from the cache).", "",
+             "(the first run of a family; later ones load it from the cache). *Tool calls / "
+             "solved*: calls executed per solved training episode; *held-out calls*: tool calls "
+             "per held-out episode, before -> after.", "",
              "| recipe | metric | before | after | gain | seeds | iterations | episodes | "
-             "tool calls / solved | RL s | wall s |", "|" + " --- |" * 11]
+             "tool calls / solved | held-out calls | RL s | wall s |", "|" + " --- |" * 12]
     for name, r in report["recipes"].items():
         b = r["budget"]
         calls = r["tool_calls_per_solved"]
         lines.append(
             f"| {name} | {r['metric']} | {_fmt(r['before'])} | {_fmt(r['after'])} | "
             f"{_fmt(r['gain'])} | {len(r['seeds'])} | {b['iterations']} | {b['episodes']:.0f} | "
-            f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | "
+            f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | {_calls(r)} | "
             f"{r['rl_seconds']['mean']:.0f} | {r['wall_seconds']['mean']:.0f} |")
     if report["comparisons"]:
         lines += ["", "| method | baseline | after - baseline (points) | per seed |",
