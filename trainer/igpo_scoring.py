@@ -117,7 +117,9 @@ def score_answer_logprobs(model: torch.nn.Module, tokenizer, trajectories: Seque
     """Fill `answer_logprob_prompt` and `answer_logprob` of every turn but the last, in place.
 
     The gold answer is `traj.info["answer"]`. `token_budget` bounds rows x packed length of one
-    forward. Returns timing and size metrics for the run log.
+    forward. Returns timing and size metrics for the run log, and over solved episodes the mean
+    answer log-prob before their last turn (`igpo/probe_logprob_solved`), which is far below 0
+    when the probe does not match how the policy writes answers.
     """
     started = time.perf_counter()
     probes = []
@@ -161,8 +163,20 @@ def score_answer_logprobs(model: torch.nn.Module, tokenizer, trajectories: Seque
         start = stop
     if was_training:
         model.train()
-    return {"igpo/score_seconds": time.perf_counter() - started, "igpo/score_forwards": float(forwards),
-            "igpo/score_tokens": float(packed_tokens), "igpo/probes": float(sum(len(r.cuts) for r in rows))}
+    metrics = {"igpo/score_seconds": time.perf_counter() - started,
+               "igpo/score_forwards": float(forwards), "igpo/score_tokens": float(packed_tokens),
+               "igpo/probes": float(sum(len(r.cuts) for r in rows))}
+    solved = [_last_probe(t) for t in trajectories if t.success]
+    if solved:
+        metrics["igpo/probe_logprob_solved"] = sum(solved) / len(solved)
+    return metrics
+
+
+def _last_probe(traj: Trajectory) -> float:
+    """The answer's log-prob right before the answer turn: the probe's read of what the episode
+    then wrote. On solved episodes it should be near 0; far below, the probe does not read like
+    the policy's own answers (check `credit.answer_probe`)."""
+    return traj.answer_logprob_prompt if len(traj.turns) < 2 else traj.turns[-2].answer_logprob
 
 
 def _length(row: _Row) -> int:

@@ -52,6 +52,7 @@ def test_packed_scoring_equals_one_forward_per_prefix(tiny_model, tokenizer, mod
         assert t.turns[-1].answer_logprob is None  # the answer turn itself is not probed
     probes = sum(len(t.turns) for t in trajs)  # 2 + 3 + 4
     assert metrics["igpo/probes"] == probes
+    assert "igpo/probe_logprob_solved" not in metrics  # no solved episode
     # everything fits the default budget: one forward (full_trajectory: 3 packed rows;
     # per_step: 9 rows, one per prompt)
     assert metrics["igpo/score_forwards"] == 1
@@ -78,3 +79,17 @@ def test_missing_gold_answer_is_an_error(tiny_model, tokenizer):
     del trajs[1].info["answer"]
     with pytest.raises(ValueError, match="t1.*no gold answer"):
         score_answer_logprobs(tiny_model, tokenizer, trajs)
+
+
+def test_probe_logprob_of_solved_episodes(tiny_model, tokenizer):
+    trajs = _random_trajectories("full_trajectory")
+    trajs[0].success = trajs[2].success = True
+    metrics = score_answer_logprobs(tiny_model, tokenizer, trajs)
+    # the probe before each solved episode's last turn (turn T-2's entry), averaged
+    want = (trajs[0].turns[-2].answer_logprob + trajs[2].turns[-2].answer_logprob) / 2
+    assert metrics["igpo/probe_logprob_solved"] == pytest.approx(want)
+    single = _random_trajectories("full_trajectory")[:1]
+    single[0].turns = single[0].turns[:1]
+    single[0].success = True
+    got = score_answer_logprobs(tiny_model, tokenizer, single)["igpo/probe_logprob_solved"]
+    assert got == pytest.approx(single[0].answer_logprob_prompt)  # one turn: the bare prompt
