@@ -48,7 +48,10 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     table = (tmp_path / "out" / "report.md").read_text()
     assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 |" in table
     assert "| 6.7 ± 0.0 | 0.38 -> 0.75 |" in table  # calls per solved; held-out calls
-    assert "| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 2 | 2 | 20 | - | - |" in table
+    assert ("| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 2 | 2 | 20 | - | - |"
+            in table)  # no tools: both tool columns are '-'
+    assert report._calls({"eval_tool_calls_before": {"mean": None},
+                          "eval_tool_calls_after": {"mean": 0.5}}) == "n/a -> 0.50"
 
 
 def test_runs_go_in_waves_that_train_each_sft_model_once():

@@ -1,8 +1,9 @@
 """The learning report from finished run folders: report.json, report.md and report.png.
 
 Per run: held-out score before RL (after SFT) and after, the held-out tool calls per episode
-before and after, the training curve, wall time and the budget it used (iterations, episodes, generated tokens, tool calls, solved episodes). Per recipe:
-mean and sample standard deviation over seeds. Per (method, baseline) pair: the seed-by-seed
+before and after, the training curve, wall time and the budget it used (iterations, episodes,
+generated tokens, tool calls, solved episodes). Per recipe: mean and sample standard deviation
+over seeds. Per (method, baseline) pair: the seed-by-seed
 difference of the final score (both start from the same SFT model of that seed).
 """
 
@@ -111,10 +112,11 @@ def _fmt(s: dict[str, Any], scale: float = 100.0) -> str:
 
 
 def _calls(recipe: dict[str, Any]) -> str:
-    before, after = recipe["eval_tool_calls_before"], recipe["eval_tool_calls_after"]
-    if not before["mean"] and not after["mean"]:
+    """Held-out tool calls per episode, before -> after; '-' for recipes without tools."""
+    before, after = (recipe[k]["mean"] for k in ("eval_tool_calls_before", "eval_tool_calls_after"))
+    if not before and not after:
         return "-"
-    return f"{before['mean']:.2f} -> {after['mean']:.2f}"
+    return " -> ".join("n/a" if v is None else f"{v:.2f}" for v in (before, after))
 
 
 def render_markdown(report: dict[str, Any]) -> str:
