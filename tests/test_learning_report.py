@@ -43,6 +43,8 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     assert out["runs"][0]["eval_curve"] == [[0, 0.10], [2, 0.30]]  # held-out, by iteration
     (pair,) = out["comparisons"]
     assert pair["per_seed"] == pytest.approx([0.10, 0.30])  # a - b, seed by seed
+    # mean 0.2, sample std 0.1414, t(1) = 12.706: 0.2 -+ 12.706 * 0.1414 / sqrt(2) = 0.2 -+ 1.2706
+    assert pair["ci95"] == pytest.approx([-1.0706, 1.4706], abs=1e-4)
     assert (tmp_path / "out" / "report.png").stat().st_size > 10_000
     assert a["eval_tool_calls_before"]["mean"] == pytest.approx(0.375)  # (0.5 + 0.25) / 2
     table = (tmp_path / "out" / "report.md").read_text()
@@ -50,6 +52,10 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     assert "| 6.7 ± 0.0 | 0.38 -> 0.75 |" in table  # calls per solved; held-out calls
     assert ("| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 2 | 2 | 20 | - | - |"
             in table)  # no tools: both tool columns are '-'
+    assert "| a | b | 20.0 ± 14.1 | [-107.1, +147.1] | +10.0, +30.0 |" in table
+    assert report.interval95([0.1]) is None
+    # five values 1..5: mean 3, std 1.5811, t(4) = 2.776 -> 3 -+ 1.963
+    assert report.interval95([1, 2, 3, 4, 5]) == pytest.approx((1.0371, 4.9629), abs=1e-3)
     assert report._calls({"eval_tool_calls_before": {"mean": None},
                           "eval_tool_calls_after": {"mean": 0.5}}) == "n/a -> 0.50"
 

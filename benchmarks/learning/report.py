@@ -3,8 +3,8 @@
 Per run: held-out score before RL (after SFT) and after, the held-out tool calls per episode
 before and after, the training curve, wall time and the budget it used (iterations, episodes,
 generated tokens, tool calls, solved episodes). Per recipe: mean and sample standard deviation
-over seeds. Per (method, baseline) pair: the seed-by-seed
-difference of the final score (both start from the same SFT model of that seed).
+over seeds. Per (method, baseline) pair: the seed-by-seed difference of the final score (both
+start from the same SFT model of that seed), its mean and the 95% Student-t interval of that mean.
 """
 
 from __future__ import annotations
@@ -68,6 +68,21 @@ def read_run(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Two-sided 95% quantiles of Student's t by degrees of freedom (1-10); above 10 the df=10 value,
+# a little wide, stands in.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def interval95(values: list[float]) -> tuple[float, float] | None:
+    """The 95% Student-t confidence interval of the mean of `values`; None below two values."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = _T95[min(len(values) - 1, len(_T95)) - 1] * statistics.stdev(values) / math.sqrt(
+        len(values))
+    return mean - half, mean + half
+
+
 def _stats(values: list[float]) -> dict[str, float | None]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
@@ -101,7 +116,8 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
         diffs = [r["after"] - by_seed[r["seed"]]["after"] for r in runs
                  if r["recipe"] == method and r["seed"] in by_seed]
         comparisons.append({"method": method, "baseline": baseline,
-                            "after_minus_baseline": _stats(diffs), "per_seed": diffs})
+                            "after_minus_baseline": _stats(diffs), "ci95": interval95(diffs),
+                            "per_seed": diffs})
     return {"recipes": recipes, "comparisons": comparisons}
 
 
@@ -123,11 +139,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Learning report (cpu-tiny presets)", "",
              "Held-out score in points (x100), mean ± sample std over seeds. *Before*: right "
              "after the SFT cold start (the RL starting point); *after*: after the last RL "
-             "iteration. Methods and their baselines start from the same SFT model per seed. *RL s*: "
-             "seconds of the RL iterations; *wall s*: the whole run, SFT included where it ran "
-             "(the first run of a family; later ones load it from the cache). *Tool calls / "
-             "solved*: calls executed per solved training episode; *held-out calls*: tool calls "
-             "per held-out episode, before -> after.", "",
+             "iteration. Methods and their baselines start from the same SFT model per seed. "
+             "*RL s*: seconds of the RL iterations; *wall s*: the whole run, SFT included where "
+             "it ran (the first run of a family; later ones load it from the cache). *Tool calls "
+             "/ solved*: calls executed per solved training episode; *held-out calls*: tool calls "
+             "per held-out episode, before -> after. *95% interval*: Student-t interval of the "
+             "mean seed-by-seed difference.", "",
              "| recipe | metric | before | after | gain | seeds | iterations | episodes | "
              "tool calls / solved | held-out calls | RL s | wall s |", "|" + " --- |" * 12]
     for name, r in report["recipes"].items():
@@ -139,12 +156,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | {_calls(r)} | "
             f"{r['rl_seconds']['mean']:.0f} | {r['wall_seconds']['mean']:.0f} |")
     if report["comparisons"]:
-        lines += ["", "| method | baseline | after - baseline (points) | per seed |",
-                  "| --- | --- | --- | --- |"]
+        lines += ["", "| method | baseline | after - baseline (points) | 95% interval | "
+                  "per seed |",
+                  "| --- | --- | --- | --- | --- |"]
         for c in report["comparisons"]:
             seeds = ", ".join(f"{d * 100:+.1f}" for d in c["per_seed"])
+            ci = c.get("ci95")
+            ci = "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
             lines.append(f"| {c['method']} | {c['baseline']} | "
-                         f"{_fmt(c['after_minus_baseline'])} | {seeds} |")
+                         f"{_fmt(c['after_minus_baseline'])} | {ci} | {seeds} |")
     return "\n".join(lines) + "\n"
 
 
