@@ -26,6 +26,7 @@ from ..tools.registry import ToolRegistry
 from .base import Observation, Step, Task
 
 Reward = Callable[[str, Task], float]
+Evidence = Callable[[Sequence[str], Task], bool]
 ANCHORS = ("observation", "state")
 
 
@@ -45,6 +46,9 @@ class ToolEnv:
             (search QA: exact match while the reward is F1).
         score: (final answer, task) -> the task's own score, reported as the final step's
             `info["score"]` (what `turnwise eval` reports as score).
+        evidence: (the episode's tool results, task) -> whether they held what the answer needs
+            (search QA: a gold answer in a retrieved passage), reported as the final step's
+            `info["evidence_found"]`; it tells failures to find from failures to read.
         anchor: "observation" keys a state by the observation text (the question at the start);
             "state" by the set of distinct tool results seen so far, so turns that gathered the
             same information share an anchor whatever their order or malformed replies between.
@@ -54,7 +58,7 @@ class ToolEnv:
                  instructions: str = "", max_calls_per_episode: int | None = 8,
                  success_threshold: float = 1.0, prompt_field: str = "question",
                  success: Callable[[str, Task], bool] | None = None, score: Reward | None = None,
-                 anchor: str = "observation") -> None:
+                 evidence: Evidence | None = None, anchor: str = "observation") -> None:
         if isinstance(parser, ActionParser) and parser.tool is None:
             raise ValueError("ToolEnv with the action parser needs parser option tool=<tool name> "
                              "(the tool that carries out actions)")
@@ -71,6 +75,7 @@ class ToolEnv:
         self.prompt_field = prompt_field
         self.success = success
         self.score = score
+        self.evidence = evidence
         self.anchor_mode = anchor
         self.seen: set[str] = set()  # distinct ok tool results of this episode ("state" anchors)
         self.system_prompt = "\n\n".join(p for p in (instructions, parser.instructions()) if p)
@@ -104,6 +109,9 @@ class ToolEnv:
                     "answer": parsed.answer, "tool_calls": [], "error": None}
             if self.score is not None:
                 info["score"] = float(self.score(parsed.answer, self.task))
+            if self.evidence is not None:
+                results = [seen.split("\0", 1)[1] for seen in sorted(self.seen)]
+                info["evidence_found"] = bool(self.evidence(results, self.task))
             text = "Answer recorded."
             return Step(Observation(text, anchor=self._anchor(text)), reward=reward, done=True,
                         info=info)

@@ -18,7 +18,7 @@ from ..tools.base import Tool
 from ..tools.parsers import make_parser
 from .base import Task
 from .scripted import Render, ScriptedOracle, ScriptStep, hermes_render, render_for, tag_render
-from .tool_env import ANCHORS, Reward, ToolEnv, ToolEnvFactory
+from .tool_env import ANCHORS, Evidence, Reward, ToolEnv, ToolEnvFactory
 
 PARSERS = ("xml", "hermes")
 
@@ -28,7 +28,7 @@ class ToolSuite(ABC):
 
     Args:
         tools: the suite's tools (built once, shared by every episode).
-        reward, success, score: see `ToolEnv`.
+        reward, success, score, evidence: see `ToolEnv`.
         instructions: the task's instructions, put before the format's instructions.
         parser: "xml" or "hermes".
         anchor: "observation" or "state" (see `ToolEnv`).
@@ -44,7 +44,7 @@ class ToolSuite(ABC):
                  parser: str, anchor: str, think: bool, max_calls_per_episode: int | None,
                  executor: dict[str, Any] | None,
                  success: Callable[[str, Task], bool] | None = None,
-                 score: Reward | None = None) -> None:
+                 score: Reward | None = None, evidence: Evidence | None = None) -> None:
         if parser not in PARSERS:
             raise ValueError(f"env.options.parser={parser!r}: allowed are {list(PARSERS)}")
         if anchor not in ANCHORS:
@@ -57,7 +57,7 @@ class ToolSuite(ABC):
         self.factory = ToolEnvFactory(
             tools, reward, parser=parser, parser_options=parser_options,
             executor_options=executor, instructions=instructions, success=success, score=score,
-            anchor=anchor, max_calls_per_episode=max_calls_per_episode)
+            evidence=evidence, anchor=anchor, max_calls_per_episode=max_calls_per_episode)
         self.render: Render = render_for(parser, think=think)
         self.system_prompt = self.factory().system_prompt
 

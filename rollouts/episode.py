@@ -182,8 +182,11 @@ class Episode:
         self.traj.success = bool(step.info.get("success", self.traj.success))
         if step.done:
             self.traj.status = "truncated" if step.info.get("truncated") else "done"
-            if "score" in step.info:  # the task's own score, when it differs from the reward
-                self.traj.info["score"] = float(step.info["score"])
+            # The task's own score, when it differs from the reward; whether the episode's tool
+            # results held what the answer needed (`ToolEnv`'s evidence check).
+            for key in ("score", "evidence_found"):
+                if key in step.info:
+                    self.traj.info[key] = float(step.info[key])
             self.done = True
             return
         self.history.append((self.obs.text, turn.action))

@@ -31,6 +31,7 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
         f"{prefix}env_seconds": sum(t.env_seconds for t in trajectories) / n,
         f"{prefix}prompt_tokens": sum(t.prompt_tokens for t in trajectories) / n,
     }
+    out.update(_evidence_stats(trajectories, prefix))
     for status in ("done", "truncated", "failed"):
         out[f"{prefix}status_{status}"] = float(sum(t.status == status for t in trajectories))
     by_kind: dict[str, list[Trajectory]] = defaultdict(list)
@@ -49,3 +50,16 @@ def _tool_call_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[st
     timeouts = sum(c.get("status") == "timeout" for c in calls)
     return {f"{prefix}tool_error_rate": failed / max(len(calls), 1),
             f"{prefix}tool_timeouts": timeouts / len(trajectories)}
+
+
+def _evidence_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
+    """Where episodes report `info["evidence_found"]`: the share that found it, and the success
+    rate of those that did (searching vs reading, for a search agent)."""
+    checked = [t for t in trajectories if "evidence_found" in t.info]
+    if not checked:
+        return {}
+    found = [t for t in checked if t.info["evidence_found"]]
+    out = {f"{prefix}evidence_found": len(found) / len(checked)}
+    if found:
+        out[f"{prefix}success_given_evidence"] = sum(t.success for t in found) / len(found)
+    return out

@@ -3,8 +3,10 @@
 Episodes run through the training path (`rollouts.Orchestrator` driving the inference engine),
 greedy or sampled, `samples` per task. The report gives the success rate (Wilson interval), the
 task score and episode reward, pass@k, turns and tool calls per episode (bootstrap intervals
-over tasks; see `evalstats`), and success per task type. `turnwise eval` writes it as JSON and
-prints it as a table; the training loop logs the same numbers before and after training.
+over tasks; see `evalstats`), success per task type, and, for environments with an evidence
+check (search QA), the share of answered episodes whose tool results held the answer and the
+success rate of those (Wilson intervals). `turnwise eval` writes it as JSON and prints it as a
+table; the training loop logs the same numbers before and after training.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def build_report(trajs: Sequence[Trajectory], samples: int) -> dict[str, Any]:
         "turns": bootstrap_mean(per_task(lambda t: len(t.turns))),
         "tool_calls": bootstrap_mean(per_task(lambda t: sum(len(x.tool_calls) for x in t.turns))),
     }
+    checked = [t for t in trajs if "evidence_found" in t.info]  # search: found vs read
+    if checked:
+        found = [t for t in checked if t.info["evidence_found"]]
+        metrics["evidence_found"] = wilson(len(found), len(checked))
+        if found:
+            metrics["success_given_evidence"] = wilson(sum(t.success for t in found), len(found))
     for k in k_values(samples):
         metrics[f"pass@{k}"] = bootstrap_mean(
             [[pass_at_k(len(g), sum(t.success for t in g), k)] for g in groups if len(g) >= k])

@@ -18,7 +18,7 @@ from ..base import Task
 from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render
 from .kb import build_kb
 from .loader import load_corpus, load_questions
-from .metrics import exact_match, extract_answer, f1_score, normalize_answer
+from .metrics import contains_answer, exact_match, extract_answer, f1_score, normalize_answer
 from .questions import SPLITS, make_questions
 
 METRICS = ("f1", "em")
@@ -127,5 +127,5 @@ class SearchQATasks:
                 yield "\n".join(tag_render(step) for step in self.oracle_steps(task))
 
 
-__all__ = ["METRICS", "SPLITS", "SearchQATasks", "exact_match", "extract_answer", "f1_score",
-           "normalize_answer"]
+__all__ = ["METRICS", "SPLITS", "SearchQATasks", "contains_answer", "exact_match",
+           "extract_answer", "f1_score", "normalize_answer"]

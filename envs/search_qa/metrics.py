@@ -2,7 +2,8 @@
 
 normalize: lower case, drop punctuation, drop the articles a/an/the, collapse white space
 (the SQuAD v1.1 evaluation script's `normalize_answer`, which NQ/HotpotQA/Search-R1 reuse).
-With several gold answers a prediction gets its best score over them.
+With several gold answers a prediction gets its best score over them. `contains_answer` tells
+whether a retrieved passage holds a gold answer at all.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ def _f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """Whether a normalised gold answer occurs in the normalised text as whole words (DPR's
+    `has_answer` test for a retrieved passage)."""
+    padded = f" {normalize_answer(text)} "
+    return any(gold and f" {gold} " in padded for gold in map(normalize_answer, golds))
 
 
 def extract_answer(response: str) -> str | None:

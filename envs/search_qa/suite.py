@@ -4,7 +4,8 @@ Search-R1 / ARPO format by default: the agent writes `<search>query</search>`, t
 come back inside `<information>...</information>`, and `<answer>...</answer>` ends the episode.
 `parser: hermes` uses JSON tool calls instead (the search tool's schema goes to the chat
 template). Reward: F1 of the answer against the gold answers (`metric: em` for exact match);
-success: exact match, whatever the metric; the last step's `info["score"]`: F1.
+success: exact match, whatever the metric; the last step's `info["score"]`: F1, and its
+`info["evidence_found"]`: whether a passage the episode retrieved held a gold answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..base import Task, register_suite
 from ..scripted import ScriptStep
 from ..tool_suite import ToolSuite
 from . import SearchQATasks
-from .metrics import exact_match, f1_score
+from .metrics import contains_answer, exact_match, f1_score
 
 INSTRUCTIONS = (
     "Answer the question using a collection of documents. Search as often as you need: a "
@@ -60,9 +61,9 @@ class SearchQASuite(ToolSuite):
         except ValueError as exc:
             raise ValueError(f"env.options: {exc}") from None
         super().__init__([self.search], reward=_f1 if metric == "f1" else _em,
-                         success=_exact, score=_f1, instructions=INSTRUCTIONS, parser=parser, anchor=anchor,
-                         think=think, max_calls_per_episode=max_calls_per_episode,
-                         executor=executor)
+                         success=_exact, score=_f1, evidence=_retrieved,
+                         instructions=INSTRUCTIONS, parser=parser, anchor=anchor, think=think,
+                         max_calls_per_episode=max_calls_per_episode, executor=executor)
 
     def tasks(self, split: str, count: int, seed: int) -> list[Task]:
         """`count` questions of `split` (synthetic: train / valid / test), fixed by `seed`."""
@@ -94,3 +95,7 @@ def _em(answer: str, task: Task) -> float:
 
 def _exact(answer: str, task: Task) -> bool:
     return _em(answer, task) == 1.0
+
+
+def _retrieved(results: Sequence[str], task: Task) -> bool:
+    return any(contains_answer(text, task.data["answers"]) for text in results)

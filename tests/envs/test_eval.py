@@ -69,6 +69,13 @@ def test_report_of_known_episodes():
     assert report["per_task_type"]["cool"]["episodes"] == 2
     table = format_table(report, "t")
     assert "Wilson (episodes)" in table and "bootstrap (tasks)" in table and "heat" in table
+    assert "evidence_found" not in m  # no evidence check in these episodes
+    for t, found in zip(trajs, (1.0, 1.0, 0.0, 1.0), strict=True):
+        t.info["evidence_found"] = found
+    m = build_report(trajs, samples=2)["metrics"]
+    # Found in 3 of 4 episodes (a/True, a/False, b/True); successes among them: 2 of 3.
+    assert m["evidence_found"]["value"] == 0.75 and m["evidence_found"]["method"] == "wilson"
+    assert m["success_given_evidence"]["value"] == pytest.approx(2 / 3)
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import pytest
 from turnwise.envs.scripted import ScriptStep, tag_render
 from turnwise.envs.search_qa import (
     SearchQATasks,
+    contains_answer,
     exact_match,
     extract_answer,
     f1_score,
@@ -28,6 +29,15 @@ def test_squad_normalisation_em_and_f1():
     assert f1_score("the", ["a"]) == 0.0  # both normalise to nothing
     assert extract_answer("<answer>x</answer> then <answer> Lima </answer>") == "Lima"
     assert extract_answer("no tags") is None
+
+
+def test_a_passage_contains_an_answer_as_whole_normalised_words():
+    passage = "Doc 1 (Title: Choude Ra) Choude Ra is an architect born in New-York in 1906."
+    assert contains_answer(passage, ["newyork"])  # normalised: the hyphen goes
+    assert contains_answer(passage, ["Lima", "the 1906"])  # any gold; the article goes
+    assert not contains_answer(passage, ["York City"])  # the whole answer, not a part
+    assert not contains_answer(passage, ["Ra is an arch"])  # whole words only
+    assert not contains_answer(passage, ["", "the"])  # nothing left after normalising
 
 
 @pytest.fixture(scope="module")

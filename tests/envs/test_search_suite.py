@@ -53,6 +53,7 @@ def test_oracle_retrieves_each_hop_and_answers_every_task(suite):
         final = steps[-1]
         assert final.done and final.reward == 1.0 and final.info["success"], task.id
         assert final.info["score"] == 1.0 and final.info["answer"] == task.answer
+        assert final.info["evidence_found"] is True  # the last hop's passage names the answer
     metrics = suite_tool_metrics(suite, reset=True)
     assert metrics["tools/search/calls"] == searches and metrics["tools/search/errors"] == 0
     assert metrics["tools/search/latency_p99"] >= metrics["tools/search/latency_p50"] > 0
@@ -78,6 +79,28 @@ def test_reward_is_f1_success_is_exact_match_score_is_f1(suite):
     exact = asyncio.run(answer(em, f"the {task.answer.upper()}"))  # SQuAD normalisation
     assert exact.reward == 1.0 and exact.info["success"] and exact.info["score"] == 1.0
     assert task.answer == task.data["answers"][0]  # the gold answer IGPO scores
+
+
+def test_evidence_found_tells_a_wrong_search_from_a_misread_passage(suite):
+    task = suite.tasks("train", 1, seed=3)[0]
+    other = next(t for t in suite.tasks("train", 50, seed=5) if t.answer != task.answer)
+    query = task.data["hops"][0]["query"]
+
+    async def episode(search, answer):
+        env = suite.make()
+        await env.reset(task)
+        if search is not None:
+            await env.step(f"<search>{search}</search>")
+        return await env.step(f"<answer>{answer}</answer>")
+
+    read_right = asyncio.run(episode(query, task.answer))
+    misread = asyncio.run(episode(query, other.answer))  # the passage held it; the answer did not
+    wrong_search = asyncio.run(episode(other.data["hops"][0]["query"], task.answer))
+    no_search = asyncio.run(episode(None, task.answer))
+    assert read_right.info["evidence_found"] and read_right.info["success"]
+    assert misread.info["evidence_found"] and not misread.info["success"]
+    assert not wrong_search.info["evidence_found"] and wrong_search.info["success"]  # a guess
+    assert no_search.info["evidence_found"] is False
 
 
 def test_malformed_calls_are_invalid_turns_with_error_observations(suite):

@@ -207,3 +207,25 @@ def test_rollout_summary_counts_tool_errors_and_timeouts():
     assert stats["rollout/tool_calls"] == 2.0 and stats["rollout/tool_error_rate"] == 0.5
     assert stats["rollout/tool_timeouts"] == 0.5 and stats["rollout/tool_errors"] == 1.0
     assert summarize([b])["rollout/tool_error_rate"] == 0.0
+    assert "rollout/evidence_found" not in stats  # no evidence check, no such metric
+
+
+def test_rollout_summary_separates_finding_from_reading():
+    from turnwise.rollouts.metrics import summarize
+    from turnwise.rollouts.trajectory import Trajectory
+
+    def episode(name, found, success):
+        t = Trajectory("u", name, "full_trajectory", [0], success=success)
+        if found is not None:
+            t.info["evidence_found"] = found
+        return t
+
+    trajs = [episode("a", 1.0, True), episode("b", 1.0, False), episode("c", 0.0, True),
+             episode("d", 1.0, True), episode("e", None, False)]  # e: ended without answering
+    stats = summarize(trajs)
+    # Found in 3 of the 4 checked episodes; 2 of those 3 were answered right.
+    assert stats["rollout/evidence_found"] == 0.75
+    assert stats["rollout/success_given_evidence"] == pytest.approx(2 / 3)
+    none_found = summarize([episode("c", 0.0, True)])
+    assert none_found["rollout/evidence_found"] == 0.0
+    assert "rollout/success_given_evidence" not in none_found
