@@ -279,8 +279,10 @@ async def _train(cfg: Config, echo) -> RunResult:
     backend.save_pretrained(str(log.dir / "policy"))
     if world.is_main:
         tokenizer.save_pretrained(log.dir / "policy")
+    # sft_policy: the cached SFT model RL started from (None: no SFT, or SFT not cached).
     log.write_summary({"eval_before": eval_before, "eval_after": eval_after,
-                       "iterations": cfg.train.iterations})
+                       "iterations": cfg.train.iterations,
+                       "sft_policy": str(sft_cached) if sft_cached is not None else None})
     log.close()  # final plots, tensorboard and wandb closed
     await engine.close()
     return RunResult(str(log.dir), history, eval_before, eval_after)

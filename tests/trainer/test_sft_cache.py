@@ -36,6 +36,9 @@ def test_second_run_reuses_the_cached_sft_policy(tmp_path, monkeypatch):
     _, second_lines, second = _run(tmp_path, "b")
     assert f"sft: cached policy {cached}" in second_lines
     assert not any(r["iteration"] == -1 for r in second)  # no SFT record: it did not train
+    for name in ("a", "b"):  # both runs name the SFT model they started from
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["sft_policy"] == str(cached)
     # Same start, same seeds: the evaluation before RL and the RL iteration match exactly.
     pick = lambda rows, it: {k: v for r in rows if r["iteration"] == it for k, v in r.items()
                              if not k.startswith("time/") and "seconds" not in k}
