@@ -69,3 +69,43 @@ def test_runs_go_in_waves_that_train_each_sft_model_once():
     assert first == [("household_gigpo", 0), ("search_grpo", 0)]
     assert rest == [("household_grpo", 0), ("search_arpo", 0), ("household_gigpo", 1),
                     ("household_grpo", 1), ("search_grpo", 1), ("search_arpo", 1)]
+
+
+def test_search_evidence_table_and_start_policies_by_hand(tmp_path):
+    from benchmarks.learning import evidence
+
+    def rec(recipe, seed, found, reading, f1):
+        before = {"evidence_found": 0.8, "success_given_evidence": 0.3, "reward": 0.27}
+        return {"recipe": recipe, "seed": seed, "start": "sft", "before": before,
+                "after": {"evidence_found": found, "success_given_evidence": reading,
+                          "reward": f1}}
+
+    records = [rec("search_grpo", 0, 0.80, 0.40, 0.33), rec("search_grpo", 1, 0.86, 0.39, 0.36),
+               rec("search_igpo", 0, 0.85, 0.35, 0.32), rec("search_igpo", 1, 0.84, 0.34, 0.32)]
+    table = evidence.render(records)
+    # igpo found after: 0.85, 0.84 -> 84.5 ± 0.7; reading 0.35, 0.34 -> 34.5 ± 0.7
+    assert "| search_igpo | 2 | 80.0 ± 0.0 | 84.5 ± 0.7 | 30.0 ± 0.0 | 34.5 ± 0.7 |" in table
+    # found: +5 and -2 points -> mean 1.5, std 4.95; t(1) 12.706 * 4.95 / sqrt 2 = 44.5
+    assert "| search_igpo | found | 1.5 ± 4.9 | [-43.0, +46.0] | +5.0, -2.0 |" in table
+    assert "| search_igpo | reading | -5.0 ± 0.0 |" in table
+
+    def run(name, summary, log=None, threads=1):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "config.yaml").write_text(yaml.safe_dump(
+            {"model": {"name": "tiny"}, "env": {"name": "search_qa"}, "sft": {"epochs": 10},
+             "train": {"threads": threads}, "credit": {"estimator": name}}))
+        if log is not None:
+            (tmp_path / f"{name}.log").write_text(log)
+        return folder
+
+    new = run("a", {"sft_policy": "/c/sft-1"})
+    old = run("b", {}, log="run folder: x\nsft: cached policy /c/sft-1\neval before: 0.2\n")
+    unknown = run("c", {}, log="sft: 4000 rows, loss 2.1 -> 0.3\n")
+    other = run("d", {}, threads=2)
+    assert evidence.start_policy(new) == evidence.start_policy(old) == "/c/sft-1"
+    assert evidence.start_policy(unknown) is None and evidence.start_policy(other) is None
+    # Equal model, env and sft settings share a start whatever the estimator; threads do not.
+    assert evidence.sft_settings(unknown) == evidence.sft_settings(new)
+    assert evidence.sft_settings(other) != evidence.sft_settings(new)
