@@ -81,6 +81,35 @@ def test_hermes_results_come_back_as_tool_messages(search, tokenizer):
         "of Italy.\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
 
 
+def test_evidence_is_checked_on_the_episode_s_ok_tool_results(search, tokenizer):
+    seen = []
+
+    def evidence(results, task):
+        seen.append(list(results))
+        return any(task.answer in text for text in results)
+
+    factory = ToolEnvFactory([search], exact, parser="xml", evidence=evidence)
+    formatter = ChatFormatter(tokenizer)
+
+    def play(*replies):
+        return asyncio.run(run_episode(scripted(replies, formatter), factory(), TASK, formatter,
+                                       EpisodeSettings(max_turns=4), uid="u", traj_id="t"))
+
+    misread = play("<search>capital of France</search>", "<answer>Rome</answer>")
+    assert misread.info["evidence_found"] == 1.0 and not misread.success
+    assert seen[-1] == ["Doc 1 (Title: Paris) Paris is the capital of France."]
+    wrong = play("<search>capital of Italy</search>", "<search>Italy</search>",
+                 "<answer>Paris</answer>")
+    assert wrong.info["evidence_found"] == 0.0 and wrong.success  # a lucky guess
+    assert seen[-1] == ["Doc 1 (Title: Rome) Rome is the capital of Italy."]  # distinct results
+    unanswered = play("<search>capital of France</search>", *["<search>x</search>"] * 3)
+    assert "evidence_found" not in unanswered.info  # no final answer, no check
+    no_check = asyncio.run(run_episode(
+        scripted(["<answer>Paris</answer>"], formatter), ToolEnvFactory([search], exact)(), TASK,
+        formatter, EpisodeSettings(max_turns=2), uid="u", traj_id="t"))
+    assert "evidence_found" not in no_check.info
+
+
 def test_episode_budget_and_per_episode_sessions():
     opened, closed = [], []
 
