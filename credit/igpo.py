@@ -21,7 +21,7 @@ POOLS = ("separate", "joint")
 
 
 def igpo_advantages(*, groups, answer_logprobs, outcome_rewards, ig: str = "log_prob_diff",
-                    pool: str = "separate", gamma: float = 1.0,
+                    pool: str = "separate", gamma: float = 1.0, ig_std_floor: float = 0.0,
                     eps: float = 1e-6) -> list[np.ndarray]:
     """One array per trajectory, one advantage per turn.
 
@@ -29,7 +29,10 @@ def igpo_advantages(*, groups, answer_logprobs, outcome_rewards, ig: str = "log_
     0: the bare prompt), so trajectory i has `len(answer_logprobs[i])` turns. Turn t < T-1 gets
     IG_t = lp[t+1] - lp[t] (`prob_diff`: exp(lp[t+1]) - exp(lp[t])), turn T-1 the outcome reward.
     Each pool of a group is normalised as (r - mu) / (sqrt(var + 1e-8) + eps), population var;
-    a pool of one value has std 1. Then A_t = n_t + gamma * A_{t+1}.
+    a pool of one value has std 1. `ig_std_floor` > 0 (not in the reference) divides a pool
+    holding gains by at least that std, so gains that differ by far less (the same passage read
+    after differently worded queries) are not stretched to the outcome's scale. Then
+    A_t = n_t + gamma * A_{t+1}.
     """
     if ig not in IG_KINDS:
         raise ValueError(f"igpo: ig={ig!r}: allowed are {list(IG_KINDS)}")
@@ -37,6 +40,8 @@ def igpo_advantages(*, groups, answer_logprobs, outcome_rewards, ig: str = "log_
         raise ValueError(f"igpo: pool={pool!r}: allowed are {list(POOLS)}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"igpo: gamma={gamma!r}: must be in [0, 1]")
+    if not ig_std_floor >= 0.0:
+        raise ValueError(f"igpo: ig_std_floor={ig_std_floor!r}: must be >= 0")
     outcomes = as_float_array(outcome_rewards, "outcome_rewards")
     group_ids, n_groups = factorize(groups, "groups")
     logprobs = [as_float_array(lp, f"answer_logprobs[{i}]") for i, lp in enumerate(answer_logprobs)]
@@ -58,6 +63,9 @@ def igpo_advantages(*, groups, answer_logprobs, outcome_rewards, ig: str = "log_
     pools = group_ids[owner] * 2 + (is_outcome if pool == "separate" else 0)
     mean, std, _ = group_mean_std(values, pools, 2 * n_groups, ddof=0, singleton_mean_zero=False,
                                   var_eps=1e-8)
+    holds_gains = np.zeros(2 * n_groups, dtype=bool)
+    holds_gains[pools[~is_outcome]] = True
+    std = np.where(holds_gains, np.maximum(std, ig_std_floor), std)
     normed = (values - mean[pools]) / (std[pools] + eps)
 
     # A_t = n_t + gamma * A_{t+1}, backwards over a [trajectory, turn] table padded with zeros.
@@ -72,7 +80,7 @@ def igpo_advantages(*, groups, answer_logprobs, outcome_rewards, ig: str = "log_
 
 @register("igpo", needs=("answer_logprobs",))
 def igpo(trajectories: Sequence, *, ig: str = "log_prob_diff", pool: str = "separate",
-         gamma: float = 1.0, eps: float = 1e-6) -> list[np.ndarray]:
+         gamma: float = 1.0, ig_std_floor: float = 0.0, eps: float = 1e-6) -> list[np.ndarray]:
     """IGPO from `Trajectory.answer_logprob_prompt` and each turn's `answer_logprob`."""
     logprobs = []
     for t in trajectories:
@@ -83,4 +91,4 @@ def igpo(trajectories: Sequence, *, ig: str = "log_prob_diff", pool: str = "sepa
         logprobs.append(before)
     return igpo_advantages(groups=[t.uid for t in trajectories], answer_logprobs=logprobs,
                            outcome_rewards=[t.outcome_reward for t in trajectories], ig=ig,
-                           pool=pool, gamma=gamma, eps=eps)
+                           pool=pool, gamma=gamma, ig_std_floor=ig_std_floor, eps=eps)

@@ -48,6 +48,32 @@ def test_prob_diff_uses_probabilities():
     assert out[1] == pytest.approx([(gains[2] - mean) / s, -o], rel=1e-6)
 
 
+def test_ig_std_floor_keeps_tiny_gains_small():
+    # Two searches read the same passage: gains 10.00 and 10.02 (std .01). The reference divides
+    # by .01 and each gain becomes +-1, as large as the outcome's +-1.
+    case = {"groups": ["g", "g"], "answer_logprobs": [[-12.0, -2.0], [-12.0, -1.98]],
+            "outcome_rewards": [1.0, 0.0]}
+    o = 0.5 / (np.sqrt(0.25 + 1e-8) + EPS)  # outcome pool 1, 0 -> +-.999998
+    plain = igpo_advantages(**case)
+    s = np.sqrt(0.0001 + 1e-8) + EPS  # population std of 10, 10.02 -> .01
+    assert plain[0] == pytest.approx([-0.01 / s + o, o])  # -1 + 1: the solved search gets 0
+    assert plain[1] == pytest.approx([0.01 / s - o, -o])  # the wording decides +-1
+    floored = igpo_advantages(**case, ig_std_floor=1.0)
+    # The gain pool is divided by max(.01, 1) = 1: -.01 and +.01; the outcome pool is unchanged.
+    assert floored[0] == pytest.approx([-0.01 / (1 + EPS) + o, o])
+    assert floored[1] == pytest.approx([0.01 / (1 + EPS) - o, -o])
+    # A pool whose std is above the floor is normalised as before.
+    assert np.concatenate(igpo_advantages(**CASE, ig_std_floor=0.5)) == pytest.approx(
+        np.concatenate(igpo_advantages(**CASE)))  # the CASE's gain pool has std .85
+    # Joint pool: the floor applies to it (it holds gains); a pool of outcomes only never.
+    joint = igpo_advantages(**case, pool="joint", ig_std_floor=100.0)
+    values = np.array([10.0, 10.02, 1.0, 0.0])  # mean 5.255, std 4.76 < 100 -> / 100
+    assert joint[1][1] == pytest.approx((0.0 - values.mean()) / (100 + EPS))
+    alone = igpo_advantages(groups=["h", "h"], answer_logprobs=[[-1.0], [-1.0]],
+                            outcome_rewards=[1.0, 0.0], ig_std_floor=100.0)
+    assert np.concatenate(alone) == pytest.approx([o, -o])
+
+
 def test_discounting_backwards():
     out = igpo_advantages(**CASE, gamma=0.5)
     # t1: A2 = .999998, A1 = .980581 + .5 * .999998 = 1.480580, A0 = .392232 + .5 * 1.480580
@@ -75,7 +101,8 @@ def test_groups_are_normalised_apart():
 
 
 @pytest.mark.parametrize("bad, match", [({"ig": "diff"}, "ig="), ({"pool": "both"}, "pool="),
-                                        ({"gamma": 2.0}, "gamma")])
+                                        ({"gamma": 2.0}, "gamma"),
+                                        ({"ig_std_floor": -1.0}, "ig_std_floor")])
 def test_bad_options_are_rejected(bad, match):
     with pytest.raises(ValueError, match=match):
         igpo_advantages(**CASE, **bad)
