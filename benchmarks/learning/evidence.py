@@ -38,7 +38,9 @@ def start_policy(folder: Path) -> str | None:
     if summary.get("sft_policy"):
         return summary["sft_policy"]
     log = folder.parent / f"{folder.name}.log"
-    found = re.search(r"^sft: cached policy (\S+)$", log.read_text(), re.M) if log.exists() else None
+    if not log.exists():
+        return None
+    found = re.search(r"^sft: cached policy (\S+)$", log.read_text(), re.MULTILINE)
     return found.group(1) if found else None
 
 
@@ -90,15 +92,18 @@ def _mean_std(values: list[float]) -> str:
 def render(records: list[dict[str, Any]], baseline: str = "search_grpo") -> str:
     recipes = list(dict.fromkeys(r["recipe"] for r in records))
     lines = ["# Search: finding vs reading (cpu-tiny, held-out, greedy)", "",
-             "*Found*: share of answered questions whose retrieved passages held a gold answer; "
-             "*reading*: exact-match rate of those; *F1*: the learning report's score. Points "
-             "(x100), mean ± sample std over seeds; before = the SFT start, after = the final "
-             "policy.", "",
-             "| recipe | seeds | found before | found after | reading before | reading after | "
-             "F1 before | F1 after |", "|" + " --- |" * 8]
+             ("*Found*: share of answered questions whose retrieved passages held a gold answer; "
+              "*reading*: exact-match rate of those; *F1*: the learning report's score. Points "
+              "(x100), mean ± sample std over seeds; before = the SFT start, after = the final "
+              "policy."), "",
+             ("| recipe | seeds | found before | found after | reading before | reading after | "
+              "F1 before | F1 after |"), "|" + " --- |" * 8]
     for name in recipes:
         mine = [r for r in records if r["recipe"] == name]
-        cell = lambda side, key: _mean_std([r[side][key] for r in mine if key in r[side]])  # noqa: E731
+
+        def cell(side: str, key: str) -> str:
+            return _mean_std([r[side][key] for r in mine if key in r[side]])  # noqa: B023
+
         lines.append(f"| {name} | {len(mine)} | {cell('before', 'evidence_found')} | "
                      f"{cell('after', 'evidence_found')} | "
                      f"{cell('before', 'success_given_evidence')} | "

@@ -5,8 +5,10 @@ evaluation before RL (iteration 0, right after the SFT cold start) is the starti
 evaluation after the last iteration is the result. Recipes of one family share the SFT model of a
 seed (`sft.cache`), so a method and its baseline start from the very same policy: the comparison
 is paired, seed by seed. The SFT model itself comes from one seed (`--sft-seed`), so the
-spread over seeds is the spread of RL from a common start. The report (report.json, report.md, report.png) is written by
-`benchmarks/learning/report.py` from the run folders. Run it from the repository root.
+spread over seeds is the spread of RL from a common start. The report (report.json, report.md,
+report.png) is written by `benchmarks/learning/report.py` from the run folders;
+`benchmarks/learning/evidence.py` adds, for the search runs, finding vs reading. Run them from
+the repository root.
 
     .venv/bin/python -m benchmarks.learning.run                 # all recipes, seeds 0 1 2
     .venv/bin/python -m benchmarks.learning.run --recipes household_gigpo household_grpo
