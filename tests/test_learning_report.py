@@ -48,10 +48,12 @@ def test_paired_gains_and_budget_by_hand(tmp_path):
     assert (tmp_path / "out" / "report.png").stat().st_size > 10_000
     assert a["eval_tool_calls_before"]["mean"] == pytest.approx(0.375)  # (0.5 + 0.25) / 2
     table = (tmp_path / "out" / "report.md").read_text()
-    assert "| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 |" in table
+    # gains 0.2, 0.4: mean .3, std .1414; t(1) 12.706 * .1414 / sqrt 2 = 1.2706
+    assert ("| a | eval/success | 10.0 ± 0.0 | 40.0 ± 14.1 | 30.0 ± 14.1 [-97.1, +157.1] |"
+            in table)
     assert "| 6.7 ± 0.0 | 0.38 -> 0.75 |" in table  # calls per solved; held-out calls
-    assert ("| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 2 | 2 | 20 | - | - |"
-            in table)  # no tools: both tool columns are '-'
+    assert ("| b | eval/success | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 [+10.0, +10.0] | 2 | 2 "
+            "| 20 | - | - |" in table)  # no tools: both tool columns are '-'
     assert "| a | b | 20.0 ± 14.1 | [-107.1, +147.1] | +10.0, +30.0 |" in table
     assert report.interval95([0.1]) is None
     # five values 1..5: mean 3, std 1.5811, t(4) = 2.776 -> 3 -+ 1.963

@@ -101,6 +101,7 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
             "before": _stats([r["before"] for r in mine]),
             "after": _stats([r["after"] for r in mine]),
             "gain": _stats([r["after"] - r["before"] for r in mine]),
+            "gain_ci95": interval95([r["after"] - r["before"] for r in mine]),
             "wall_seconds": _stats([r["wall_seconds"] for r in mine]),
             "rl_seconds": _stats([r["budget"]["rl_seconds"] for r in mine]),
             "tool_calls_per_solved": _stats([r["budget"]["tool_calls_per_solved"] for r in mine]),
@@ -127,6 +128,10 @@ def _fmt(s: dict[str, Any], scale: float = 100.0) -> str:
     return f"{s['mean'] * scale:.1f} ± {s['std'] * scale:.1f}"
 
 
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
+
+
 def _calls(recipe: dict[str, Any]) -> str:
     """Held-out tool calls per episode, before -> after; '-' for recipes without tools."""
     before, after = (recipe[k]["mean"] for k in ("eval_tool_calls_before", "eval_tool_calls_after"))
@@ -137,34 +142,34 @@ def _calls(recipe: dict[str, Any]) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Learning report (cpu-tiny presets)", "",
-             "Held-out score in points (x100), mean ± sample std over seeds. *Before*: right "
-             "after the SFT cold start (the RL starting point); *after*: after the last RL "
-             "iteration. Methods and their baselines start from the same SFT model per seed. "
-             "*RL s*: seconds of the RL iterations; *wall s*: the whole run, SFT included where "
-             "it ran (the first run of a family; later ones load it from the cache). *Tool calls "
-             "/ solved*: calls executed per solved training episode; *held-out calls*: tool calls "
-             "per held-out episode, before -> after. *95% interval*: Student-t interval of the "
-             "mean seed-by-seed difference.", "",
-             "| recipe | metric | before | after | gain | seeds | iterations | episodes | "
-             "tool calls / solved | held-out calls | RL s | wall s |", "|" + " --- |" * 12]
+             ("Held-out score in points (x100), mean ± sample std over seeds. *Before*: right "
+              "after the SFT cold start (the RL starting point); *after*: after the last RL "
+              "iteration. Methods and their baselines start from the same SFT model per seed. "
+              "*RL s*: seconds of the RL iterations; *wall s*: the whole run, SFT included where "
+              "it ran (the first run of a family; later ones load it from the cache). *Tool calls "
+              "/ solved*: calls executed per solved training episode; *held-out calls*: tool calls "
+              "per held-out episode, before -> after. *Gain* and *after - baseline*: mean ± std "
+              "over seeds and the 95% Student-t interval of that mean."), "",
+             ("| recipe | metric | before | after | gain | seeds | iterations | episodes | "
+              "tool calls / solved | held-out calls | RL s | wall s |"), "|" + " --- |" * 12]
     for name, r in report["recipes"].items():
         b = r["budget"]
         calls = r["tool_calls_per_solved"]
         lines.append(
             f"| {name} | {r['metric']} | {_fmt(r['before'])} | {_fmt(r['after'])} | "
-            f"{_fmt(r['gain'])} | {len(r['seeds'])} | {b['iterations']} | {b['episodes']:.0f} | "
+            f"{_fmt(r['gain'])} {_interval(r.get('gain_ci95'))} | {len(r['seeds'])} | "
+            f"{b['iterations']} | {b['episodes']:.0f} | "
             f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | {_calls(r)} | "
             f"{r['rl_seconds']['mean']:.0f} | {r['wall_seconds']['mean']:.0f} |")
     if report["comparisons"]:
-        lines += ["", "| method | baseline | after - baseline (points) | 95% interval | "
-                  "per seed |",
+        lines += ["", ("| method | baseline | after - baseline (points) | 95% interval | "
+                   "per seed |"),
                   "| --- | --- | --- | --- | --- |"]
         for c in report["comparisons"]:
             seeds = ", ".join(f"{d * 100:+.1f}" for d in c["per_seed"])
-            ci = c.get("ci95")
-            ci = "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
             lines.append(f"| {c['method']} | {c['baseline']} | "
-                         f"{_fmt(c['after_minus_baseline'])} | {ci} | {seeds} |")
+                         f"{_fmt(c['after_minus_baseline'])} | {_interval(c.get('ci95'))} | "
+                         f"{seeds} |")
     return "\n".join(lines) + "\n"
 
 
