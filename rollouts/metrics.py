@@ -52,14 +52,22 @@ def _tool_call_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[st
             f"{prefix}tool_timeouts": timeouts / len(trajectories)}
 
 
-def _evidence_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
-    """Where episodes report `info["evidence_found"]`: the share that found it, and the success
-    rate of those that did (searching vs reading, for a search agent)."""
+def evidence_counts(trajectories: Sequence[Trajectory]) -> tuple[int, int, int] | None:
+    """Over the episodes that report `info["evidence_found"]`: how many do, how many found it,
+    and how many of those succeeded (searching vs reading, for a search agent); None if none."""
     checked = [t for t in trajectories if "evidence_found" in t.info]
     if not checked:
-        return {}
+        return None
     found = [t for t in checked if t.info["evidence_found"]]
-    out = {f"{prefix}evidence_found": len(found) / len(checked)}
+    return len(checked), len(found), sum(t.success for t in found)
+
+
+def _evidence_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
+    counts = evidence_counts(trajectories)
+    if counts is None:
+        return {}
+    checked, found, solved = counts
+    out = {f"{prefix}evidence_found": found / checked}
     if found:
-        out[f"{prefix}success_given_evidence"] = sum(t.success for t in found) / len(found)
+        out[f"{prefix}success_given_evidence"] = solved / found
     return out

@@ -22,7 +22,7 @@ from typing import Any
 from ..agent.engines.base import SamplingParams
 from ..envs.base import Task
 from ..rollouts.episode import EpisodeSettings
-from ..rollouts.metrics import summarize
+from ..rollouts.metrics import evidence_counts, summarize
 from ..rollouts.orchestrator import Orchestrator
 from ..rollouts.trajectory import Trajectory
 from .config import Config
@@ -55,12 +55,12 @@ def build_report(trajs: Sequence[Trajectory], samples: int) -> dict[str, Any]:
         "turns": bootstrap_mean(per_task(lambda t: len(t.turns))),
         "tool_calls": bootstrap_mean(per_task(lambda t: sum(len(x.tool_calls) for x in t.turns))),
     }
-    checked = [t for t in trajs if "evidence_found" in t.info]  # search: found vs read
-    if checked:
-        found = [t for t in checked if t.info["evidence_found"]]
-        metrics["evidence_found"] = wilson(len(found), len(checked))
+    evidence = evidence_counts(trajs)  # search: found vs read
+    if evidence is not None:
+        checked, found, solved = evidence
+        metrics["evidence_found"] = wilson(found, checked)
         if found:
-            metrics["success_given_evidence"] = wilson(sum(t.success for t in found), len(found))
+            metrics["success_given_evidence"] = wilson(solved, found)
     for k in k_values(samples):
         metrics[f"pass@{k}"] = bootstrap_mean(
             [[pass_at_k(len(g), sum(t.success for t in g), k)] for g in groups if len(g) >= k])

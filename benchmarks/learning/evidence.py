@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .report import interval95
+from .report import format_interval, format_stats, interval95, stats
 
 KEYS = ("reward", "success", "evidence_found", "success_given_evidence")
 
@@ -83,10 +82,7 @@ def measure(runs: Path) -> list[dict[str, Any]]:
 
 
 def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values) * 100:.1f} ± {std * 100:.1f}"
+    return format_stats(stats(values))
 
 
 def render(records: list[dict[str, Any]], baseline: str = "search_grpo") -> str:
@@ -119,9 +115,8 @@ def render(records: list[dict[str, Any]], baseline: str = "search_grpo") -> str:
                            ("reward", "F1")):
             diffs = [a["after"][key] - b["after"][key] for a, b in paired
                      if key in a["after"] and key in b["after"]]
-            ci = interval95(diffs)
-            ci_text = "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
-            lines.append(f"| {name} | {label} | {_mean_std(diffs)} | {ci_text} | "
+            lines.append(f"| {name} | {label} | {_mean_std(diffs)} | "
+                         f"{format_interval(interval95(diffs))} | "
                          + ", ".join(f"{d * 100:+.1f}" for d in diffs) + " |")
     return "\n".join(lines) + "\n"
 

@@ -83,7 +83,7 @@ def interval95(values: list[float]) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
+def stats(values: list[float]) -> dict[str, float | None]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return {"mean": None, "std": None, "n": 0}
@@ -98,15 +98,15 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
         mine = [r for r in runs if r["recipe"] == name]
         recipes[name] = {
             "metric": mine[0]["metric"], "seeds": [r["seed"] for r in mine],
-            "before": _stats([r["before"] for r in mine]),
-            "after": _stats([r["after"] for r in mine]),
-            "gain": _stats([r["after"] - r["before"] for r in mine]),
+            "before": stats([r["before"] for r in mine]),
+            "after": stats([r["after"] for r in mine]),
+            "gain": stats([r["after"] - r["before"] for r in mine]),
             "gain_ci95": interval95([r["after"] - r["before"] for r in mine]),
-            "wall_seconds": _stats([r["wall_seconds"] for r in mine]),
-            "rl_seconds": _stats([r["budget"]["rl_seconds"] for r in mine]),
-            "tool_calls_per_solved": _stats([r["budget"]["tool_calls_per_solved"] for r in mine]),
-            "eval_tool_calls_before": _stats([r.get("eval_tool_calls_before") for r in mine]),
-            "eval_tool_calls_after": _stats([r.get("eval_tool_calls_after") for r in mine]),
+            "wall_seconds": stats([r["wall_seconds"] for r in mine]),
+            "rl_seconds": stats([r["budget"]["rl_seconds"] for r in mine]),
+            "tool_calls_per_solved": stats([r["budget"]["tool_calls_per_solved"] for r in mine]),
+            "eval_tool_calls_before": stats([r.get("eval_tool_calls_before") for r in mine]),
+            "eval_tool_calls_after": stats([r.get("eval_tool_calls_after") for r in mine]),
             "budget": mine[0]["budget"],
         }
     comparisons = []
@@ -117,18 +117,18 @@ def summarize(runs: list[dict[str, Any]], pairs: dict[str, str | None]) -> dict[
         diffs = [r["after"] - by_seed[r["seed"]]["after"] for r in runs
                  if r["recipe"] == method and r["seed"] in by_seed]
         comparisons.append({"method": method, "baseline": baseline,
-                            "after_minus_baseline": _stats(diffs), "ci95": interval95(diffs),
+                            "after_minus_baseline": stats(diffs), "ci95": interval95(diffs),
                             "per_seed": diffs})
     return {"recipes": recipes, "comparisons": comparisons}
 
 
-def _fmt(s: dict[str, Any], scale: float = 100.0) -> str:
+def format_stats(s: dict[str, Any], scale: float = 100.0) -> str:
     if s["mean"] is None:
         return "n/a"
     return f"{s['mean'] * scale:.1f} ± {s['std'] * scale:.1f}"
 
 
-def _interval(ci: tuple[float, float] | None) -> str:
+def format_interval(ci: tuple[float, float] | None) -> str:
     return "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
 
 
@@ -156,10 +156,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         b = r["budget"]
         calls = r["tool_calls_per_solved"]
         lines.append(
-            f"| {name} | {r['metric']} | {_fmt(r['before'])} | {_fmt(r['after'])} | "
-            f"{_fmt(r['gain'])} {_interval(r.get('gain_ci95'))} | {len(r['seeds'])} | "
+            f"| {name} | {r['metric']} | {format_stats(r['before'])} | "
+            f"{format_stats(r['after'])} | {format_stats(r['gain'])} "
+            f"{format_interval(r.get('gain_ci95'))} | {len(r['seeds'])} | "
             f"{b['iterations']} | {b['episodes']:.0f} | "
-            f"{_fmt(calls, 1.0) if b['tool_calls'] else '-'} | {_calls(r)} | "
+            f"{format_stats(calls, 1.0) if b['tool_calls'] else '-'} | {_calls(r)} | "
             f"{r['rl_seconds']['mean']:.0f} | {r['wall_seconds']['mean']:.0f} |")
     if report["comparisons"]:
         lines += ["", ("| method | baseline | after - baseline (points) | 95% interval | "
@@ -168,8 +169,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         for c in report["comparisons"]:
             seeds = ", ".join(f"{d * 100:+.1f}" for d in c["per_seed"])
             lines.append(f"| {c['method']} | {c['baseline']} | "
-                         f"{_fmt(c['after_minus_baseline'])} | {_interval(c.get('ci95'))} | "
-                         f"{seeds} |")
+                         f"{format_stats(c['after_minus_baseline'])} | "
+                         f"{format_interval(c.get('ci95'))} | {seeds} |")
     return "\n".join(lines) + "\n"
 
 
