@@ -9,6 +9,7 @@ script (one search naming each hop's entity, then the answer). A suite wires the
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,7 @@ from .metrics import contains_answer, exact_match, extract_answer, f1_score, nor
 from .questions import SPLITS, make_questions
 
 METRICS = ("f1", "em")
+PASSAGES = ("entity", "fact")
 
 
 class SearchQATasks:
@@ -31,23 +33,38 @@ class SearchQATasks:
     `source="files"` reads `data_files` (split name -> local file) and, optionally, a
     `corpus_file`; without one, HotpotQA-style context paragraphs form the corpus. A bad row
     stops the load naming its file and line, unless `skip_bad_rows` (then `skipped` lists them).
+
+    Synthetic only: `passages="fact"` indexes one short passage per fact instead of one document
+    per entity, so a search must name the relation as well as the entity; `vague_demos` is the
+    fraction of tasks (chosen by a hash of the task id) whose expert script searches the bare
+    entity name, a cold start whose searches RL has to improve.
     """
 
     def __init__(self, *, source: str = "synthetic", kb_seed: int = 0,
                  kb_size: dict[str, int] | None = None, hops: Sequence[int] = (1, 2, 3),
                  metric: str = "f1", data_files: dict[str, str] | None = None,
                  corpus_file: str | None = None, cache_dir: str | None = None,
-                 skip_bad_rows: bool = False) -> None:
+                 skip_bad_rows: bool = False, passages: str = "entity",
+                 vague_demos: float = 0.0) -> None:
         if metric not in METRICS:
             raise ValueError(f"env.options.metric={metric!r}: allowed are {list(METRICS)}")
         if source not in ("synthetic", "files"):
             raise ValueError(f"env.options.source={source!r}: allowed are 'synthetic', 'files'")
+        if passages not in PASSAGES:
+            raise ValueError(f"env.options.passages={passages!r}: allowed are {list(PASSAGES)}")
+        if not 0.0 <= vague_demos <= 1.0:
+            raise ValueError(f"env.options.vague_demos={vague_demos!r}: must be in [0, 1]")
+        if source != "synthetic" and (passages != "entity" or vague_demos):
+            raise ValueError("env.options.passages and vague_demos apply to source='synthetic' "
+                             f"only (source={source!r})")
         self.source, self.metric, self.hops = source, metric, tuple(hops)
+        self.vague_demos = vague_demos
         self._questions: dict[str, list[dict[str, Any]]] = {}
         self.skipped: list[str] = []  # bad rows left out (skip_bad_rows): "file:line: problem"
         if source == "synthetic":
             self.kb = build_kb(kb_seed, **(kb_size or {}))
-            self._documents = self.kb.documents()
+            self._documents = (self.kb.documents() if passages == "entity"
+                               else self.kb.fact_documents())
             make_questions(self.kb, "train", 1, 0, self.hops)  # validate `hops` now
             return
         if not data_files:
@@ -109,10 +126,15 @@ class SearchQATasks:
     def oracle_steps(self, task: Task) -> list[ScriptStep]:
         """An expert's moves: one search per hop (naming the hop's entity), then the answer."""
         if task.data["source"] == "synthetic":
-            steps = [ScriptStep("search", hop["query"]) for hop in task.data["hops"]]
+            key = "entity" if self._vague(task) else "query"
+            steps = [ScriptStep("search", hop[key]) for hop in task.data["hops"]]
         else:
             steps = [ScriptStep("search", task.data["question"])]
         return steps + [ScriptStep("answer", task.data["answers"][0])]
+
+    def _vague(self, task: Task) -> bool:
+        bucket = int(hashlib.sha256(f"vague:{task.id}".encode()).hexdigest()[:8], 16) / 2**32
+        return bucket < self.vague_demos
 
     def oracle(self, task: Task, render: Render = tag_render) -> ScriptedOracle:
         return ScriptedOracle(self.oracle_steps(task), render)
@@ -127,5 +149,5 @@ class SearchQATasks:
                 yield "\n".join(tag_render(step) for step in self.oracle_steps(task))
 
 
-__all__ = ["METRICS", "SPLITS", "SearchQATasks", "contains_answer", "exact_match",
+__all__ = ["METRICS", "PASSAGES", "SPLITS", "SearchQATasks", "contains_answer", "exact_match",
            "extract_answer", "f1_score", "normalize_answer"]

@@ -24,6 +24,18 @@ INDUSTRIES = ("shipbuilding", "textiles", "software", "mining", "pharmaceuticals
 LANGUAGES = ("Velish", "Ostric", "Marnese", "Kudari", "Tellic", "Sorvan", "Quenth", "Abrelic")
 CURRENCIES = ("crown", "mark", "florin", "talir", "drachm", "ruble", "dinar", "pound")
 SUFFIXES = ("Works", "Industries", "Holdings", "Labs", "Group", "Company", "Foundry", "Press")
+# One sentence per fact, for a corpus of fact passages; each names the relation with the word a
+# searcher adds to ask for it (questions.QUERY_WORDS), so only a query naming both the entity and
+# the relation ranks the passage first.
+FACT_SENTENCES = {
+    "born_in": "The birthplace of {s} is {v}.", "works_for": "The employer of {s} is {v}.",
+    "birth_year": "{s} was born in the year {v}.", "occupation": "The occupation of {s} is {v}.",
+    "country": "The country of {s} is {v}.", "mayor": "The mayor of {s} is {v}.",
+    "founded": "{s} was founded in {v}.", "capital": "The capital of {s} is {v}.",
+    "language": "The language of {s} is {v}.", "currency": "The currency of {s} is the {v}.",
+    "founded_by": "The founder of {s} is {v}.", "headquarters": "The headquarters of {s} are in {v}.",
+    "industry": "The industry of {s} is {v}.",
+}
 
 
 @dataclass
@@ -52,6 +64,13 @@ class KnowledgeBase:
         """One document per entity: `id`, `title`, `text` (what a search index holds)."""
         return [{"id": e.id, "title": e.name, "text": self.describe(e)}
                 for e in self.entities.values()]
+
+    def fact_documents(self) -> list[dict[str, str]]:
+        """One short passage per fact (`id` "<entity id>/<relation>", `title` the entity's name):
+        a corpus where the entity's name alone does not say which of its passages comes first."""
+        return [{"id": f"{e.id}/{r}", "title": e.name,
+                 "text": FACT_SENTENCES[r].format(s=e.name, v=self.value(e, r))}
+                for e in self.entities.values() for r in e.facts]
 
     def describe(self, e: Entity) -> str:
         def v(relation: str) -> str:

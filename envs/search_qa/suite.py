@@ -37,8 +37,8 @@ class SearchQASuite(ToolSuite):
 
     Options: `parser` (xml | hermes), `metric` (f1 | em), `anchor` (observation | state),
     `think`, `top_k`, `snippet_chars`, `max_calls_per_episode`, `executor` (Executor options),
-    and the task source's `source`, `kb_seed`, `kb_size`, `hops`, `data_files`, `corpus_file`,
-    `cache_dir`, `skip_bad_rows` (see `SearchQATasks`).
+    and the task source's `source`, `kb_seed`, `kb_size`, `hops`, `passages`, `vague_demos`,
+    `data_files`, `corpus_file`, `cache_dir`, `skip_bad_rows` (see `SearchQATasks`).
     """
 
     name = "search_qa"
@@ -49,10 +49,12 @@ class SearchQASuite(ToolSuite):
                  source: str = "synthetic", kb_seed: int = 0, kb_size: dict[str, int] | None = None,
                  hops: Sequence[int] = (1, 2, 3), data_files: dict[str, str] | None = None,
                  corpus_file: str | None = None, cache_dir: str | None = None,
-                 skip_bad_rows: bool = False) -> None:
+                 skip_bad_rows: bool = False, passages: str = "entity",
+                 vague_demos: float = 0.0) -> None:
         self.qa = SearchQATasks(source=source, kb_seed=kb_seed, kb_size=kb_size, hops=hops,
                                 metric=metric, data_files=data_files, corpus_file=corpus_file,
-                                cache_dir=cache_dir, skip_bad_rows=skip_bad_rows)
+                                cache_dir=cache_dir, skip_bad_rows=skip_bad_rows,
+                                passages=passages, vague_demos=vague_demos)
         self.index = BM25Index([Document(id=d["id"], title=d["title"], text=d["text"])
                                 for d in self.qa.documents()])
         try:

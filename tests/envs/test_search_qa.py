@@ -95,6 +95,44 @@ def test_reward_and_expert_script(qa):
         SearchQATasks(hops=[5])
 
 
+def test_fact_passages_need_the_relation_word_and_vague_demos_name_only_the_entity():
+    from turnwise.envs.search_qa.questions import QUERY_WORDS
+    from turnwise.envs.search_qa.suite import SearchQASuite
+
+    kb = build_kb(0)
+    facts = {d["id"]: d for d in kb.fact_documents()}
+    assert len(facts) == sum(len(e.facts) for e in kb.entities.values())
+    person = kb.entities["person0"]
+    born = facts["person0/birth_year"]
+    assert born == {"id": "person0/birth_year", "title": person.name,
+                    "text": f"{person.name} was born in the year {person.facts['birth_year']}."}
+    for doc_id, doc in facts.items():  # each passage holds its relation's query word
+        assert QUERY_WORDS[doc_id.split("/")[1]] in doc["text"].lower(), doc
+
+    suite = SearchQASuite(passages="fact", vague_demos=0.5, hops=[1], top_k=1)
+    tasks = suite.tasks("valid", 60, seed=0)
+    vague = [suite.qa._vague(t) for t in tasks]
+    assert 0 < sum(vague) < len(tasks)  # about half, chosen per task
+    assert vague == [suite.qa._vague(t) for t in suite.tasks("valid", 60, seed=0)]
+    for task, is_vague in zip(tasks, vague):
+        hop = task.data["hops"][0]
+        search = suite.oracle_steps(task)[0].text
+        assert search == (hop["entity"] if is_vague else hop["query"])
+        # A query naming the relation finds the fact's own passage first.
+        assert contains_answer(suite.search(hop["query"]), task.data["answers"]), hop
+    # A bare name finds one of the entity's passages: often not the one asked for.
+    missed = sum(not contains_answer(suite.search(t.data["hops"][0]["entity"]), t.data["answers"])
+                 for t in tasks)
+    assert missed > len(tasks) // 3
+    assert SearchQATasks(vague_demos=0.0)._vague(tasks[0]) is False
+    with pytest.raises(ValueError, match="env.options.passages='page'"):
+        SearchQATasks(passages="page")
+    with pytest.raises(ValueError, match=r"env.options.vague_demos=1.5: must be in \[0, 1\]"):
+        SearchQATasks(vague_demos=1.5)
+    with pytest.raises(ValueError, match="synthetic' only"):
+        SearchQATasks(source="files", passages="fact")
+
+
 def test_loading_nq_hotpotqa_and_search_r1_files(tmp_path):
     nq = tmp_path / "nq.jsonl"
     nq.write_text("\n".join(json.dumps(r) for r in [
