@@ -9,6 +9,7 @@ the rendering of a tool suite's format (xml tags or Hermes JSON calls, with a sh
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,12 @@ from dataclasses import dataclass
 from .base import Observation
 
 STEP_KINDS = ("search", "code", "answer")
+
+
+def task_draw(task_id: str, salt: str = "") -> float:
+    """A number in [0, 1) fixed by a task's id (and `salt`): an expert that varies its script on
+    a share p of the tasks does so where `task_draw(task.id, salt) < p`."""
+    return int(hashlib.sha256(f"{salt}{task_id}".encode()).hexdigest()[:12], 16) / 16 ** 12
 
 
 @dataclass(frozen=True)

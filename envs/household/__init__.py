@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from ..base import Observation, Step, Task, register_suite
+from ..scripted import task_draw
 from .generate import SPLITS, TASK_TYPES, build_world, make_tasks
 from .objects import can_contain
 from .world import World
@@ -79,11 +80,14 @@ class HouseholdEnv:
 class HouseholdOracle:
     """Replays a plan computed on a private copy of the task's world."""
 
-    def __init__(self, task: Task, *, explore: bool = True) -> None:
+    def __init__(self, task: Task, *, explore: bool = True, detour: float | None = None,
+                 max_steps: int | None = None) -> None:
         world = build_world(task.data)
         if world is None:
             raise ValueError(f"household task {task.id} does not describe a possible world")
-        self.actions = plan(world, explore=explore)
+        self.actions = plan(world, explore=explore, detour=detour)
+        if detour is not None and max_steps is not None and len(self.actions) > max_steps:
+            self.actions = plan(world, explore=explore)  # a detour that would not fit: none
         self.position = 0
 
     def act(self, observation: Observation) -> str:
@@ -92,12 +96,14 @@ class HouseholdOracle:
         return f"<action>{action}</action>"
 
 
-def plan(world: World, *, explore: bool = True) -> list[str]:
+def plan(world: World, *, explore: bool = True, detour: float | None = None) -> list[str]:
     """Actions that solve `world`'s goal.
 
     With `explore` the expert only knows what it has seen: it searches receptacles in the order
     the room description lists them, as a person would, so its demonstrations can be imitated
-    from observations alone. Without it the expert walks straight to the objects.
+    from observations alone. Without it the expert walks straight to the objects. A `detour`
+    (a draw in [0, 1)) first sends it to one of the receptacles that can hold neither the object
+    nor the goal, chosen by the draw: wasted steps, for RL to learn to drop.
     """
     w = copy.deepcopy(world)
     actions: list[str] = []
@@ -144,6 +150,11 @@ def plan(world: World, *, explore: bool = True) -> list[str]:
         return obj
 
     goal = w.goal
+    if detour is not None:
+        useless = [p for p in w.receptacles if p.rsplit(" ", 1)[0] != goal.target_type
+                   and not can_contain(p.rsplit(" ", 1)[0], goal.obj_type)]
+        if useless:
+            go(useless[int(detour * len(useless))])
     if goal.kind == "look_at_obj_in_light":
         fetch(goal.obj_type, set())
         go(w.where("desklamp 1"))
@@ -179,7 +190,8 @@ class HouseholdSuite:
     def __init__(self, *, max_steps: int = 50, success_reward: float = 10.0,
                  anchor: str = "observation", task_types: list[str] | None = None,
                  oracle: str = "explore", max_receptacles: int | None = None,
-                 distractors: tuple[int, int] | list[int] = (4, 9)) -> None:
+                 distractors: tuple[int, int] | list[int] = (4, 9),
+                 detour_demos: float = 0.0) -> None:
         if oracle not in ("explore", "privileged"):
             raise ValueError(f"env.options.oracle={oracle!r}: allowed are 'explore', 'privileged'")
         if max_receptacles is not None and max_receptacles < 3:
@@ -189,6 +201,9 @@ class HouseholdSuite:
         if not 0 <= low <= high:
             raise ValueError(f"env.options.distractors={list(distractors)}: allowed is [low, high] "
                              "with 0 <= low <= high")
+        if not 0.0 <= detour_demos <= 1.0:
+            raise ValueError(f"env.options.detour_demos={detour_demos!r}: must be in [0, 1]")
+        self.detour_demos = detour_demos
         self.room = {"max_receptacles": max_receptacles, "distractors": (low, high)}
         self.env_options = dict(max_steps=max_steps, success_reward=success_reward, anchor=anchor)
         self.explore = oracle == "explore"
@@ -203,7 +218,12 @@ class HouseholdSuite:
         return make_tasks(split, count, seed, self.task_types, **self.room)
 
     def oracle(self, task: Task) -> HouseholdOracle:
-        return HouseholdOracle(task, explore=self.explore)
+        """The expert; on a share `detour_demos` of the tasks it first visits a receptacle that
+        cannot help (when the detour still fits in `max_steps`)."""
+        detour = (task_draw(task.id, "detour-place:")
+                  if task_draw(task.id, "detour:") < self.detour_demos else None)
+        return HouseholdOracle(task, explore=self.explore, detour=detour,
+                               max_steps=self.env_options["max_steps"])
 
     def corpus(self) -> Iterable[str]:
         yield SYSTEM_PROMPT

@@ -7,11 +7,10 @@ prints the answer, then give it boxed). A suite wires these to a `ToolEnv` with 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from ..base import Task
-from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render
+from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render, task_draw
 from .answers import extract_boxed, format_answer, is_correct, parse_number
 from .problems import GENERATORS, SPLITS, make_problems
 
@@ -59,8 +58,7 @@ class MathCodeTasks:
 
     def answers_directly(self, task: Task) -> bool:
         """Whether the expert skips the code on `task` (a fixed draw per task id)."""
-        draw = int(hashlib.sha256(task.id.encode()).hexdigest()[:12], 16) / 16 ** 12
-        return draw < self.direct
+        return task_draw(task.id) < self.direct
 
     def oracle(self, task: Task, render: Render = tag_render) -> ScriptedOracle:
         return ScriptedOracle(self.oracle_steps(task), render)

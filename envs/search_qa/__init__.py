@@ -9,14 +9,13 @@ script (one search naming each hop's entity, then the answer). A suite wires the
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..base import Task
-from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render
+from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render, task_draw
 from .kb import build_kb
 from .loader import load_corpus, load_questions
 from .metrics import contains_answer, exact_match, extract_answer, f1_score, normalize_answer
@@ -133,8 +132,7 @@ class SearchQATasks:
         return steps + [ScriptStep("answer", task.data["answers"][0])]
 
     def _vague(self, task: Task) -> bool:
-        bucket = int(hashlib.sha256(f"vague:{task.id}".encode()).hexdigest()[:8], 16) / 2**32
-        return bucket < self.vague_demos
+        return task_draw(task.id, "vague:") < self.vague_demos
 
     def oracle(self, task: Task, render: Render = tag_render) -> ScriptedOracle:
         return ScriptedOracle(self.oracle_steps(task), render)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from turnwise.envs.household import plan
+import pytest
+from turnwise.envs.household import HouseholdSuite, plan
 from turnwise.envs.household.generate import build_world, make_tasks
 from turnwise.envs.household.objects import can_contain
 from turnwise.envs.household.world import Goal, Receptacle, World
@@ -95,3 +96,33 @@ def test_generated_worlds_respect_receptacle_contents():
         assert not world.satisfied()
         # The privileged expert also solves it (plan raises when its actions fail or fall short).
         assert plan(build_world(task.data), explore=False)[-1].split()[0] in ("move", "use")
+
+
+def test_a_detour_first_visits_a_receptacle_that_can_hold_neither_object_nor_goal():
+    world = _kitchen(Goal("pick_and_place_simple", "apple", "fridge"))
+    direct = plan(world)
+    assert direct == ["go to countertop 1", "take apple 1 from countertop 1", "go to fridge 1",
+                      "open fridge 1", "move apple 1 to fridge 1"]
+    # Neither the coffee machine nor the cabinet holds apples; the draw picks one of the two.
+    assert plan(world, detour=0.0) == ["go to coffeemachine 1"] + direct
+    assert plan(world, detour=0.99) == ["go to cabinet 1", "open cabinet 1"] + direct
+    # Nothing useless to visit: no detour.
+    small = World(receptacles={
+        "countertop 1": Receptacle("countertop 1", contents=["apple 1"]),
+        "fridge 1": Receptacle("fridge 1", openable=True, is_open=False),
+    }, goal=Goal("pick_and_place_simple", "apple", "fridge"))
+    assert plan(small, detour=0.5) == plan(small) == direct
+
+
+def test_detour_demos_take_a_fixed_share_of_tasks_and_fit_the_step_limit():
+
+    options = {"max_steps": 10, "task_types": ["pick_and_place_simple"], "max_receptacles": 5,
+               "distractors": [1, 3]}
+    plain, detoured = HouseholdSuite(**options), HouseholdSuite(**options, detour_demos=0.5)
+    tasks = plain.tasks("train", 200, 0)
+    extra = [len(detoured.oracle(t).actions) - len(plain.oracle(t).actions) for t in tasks]
+    assert set(extra) <= {0, 1, 2} and 0.25 < sum(e > 0 for e in extra) / len(tasks) < 0.5
+    assert all(len(detoured.oracle(t).actions) <= 10 for t in tasks)
+    assert extra == [len(detoured.oracle(t).actions) - len(plain.oracle(t).actions) for t in tasks]
+    with pytest.raises(ValueError, match=r"env.options.detour_demos=-0.1: must be in \[0, 1\]"):
+        HouseholdSuite(detour_demos=-0.1)
