@@ -25,6 +25,13 @@ def task_draw(task_id: str, salt: str = "") -> float:
     return int(hashlib.sha256(f"{salt}{task_id}".encode()).hexdigest()[:12], 16) / 16 ** 12
 
 
+def check_share(key: str, value: object) -> float:
+    """`value` as a share of tasks; anything but a number in [0, 1] stops, naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{key}={value!r}: allowed is a number in [0, 1]")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class ScriptStep:
     """One expert move: `kind` is search, code or answer; `text` its query, code or answer."""

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 
 from ..base import Observation, Step, Task, register_suite
-from ..scripted import task_draw
+from ..scripted import check_share, task_draw
 from .generate import SPLITS, TASK_TYPES, build_world, make_tasks
 from .objects import can_contain
 from .world import World
@@ -201,9 +201,7 @@ class HouseholdSuite:
         if not 0 <= low <= high:
             raise ValueError(f"env.options.distractors={list(distractors)}: allowed is [low, high] "
                              "with 0 <= low <= high")
-        if not 0.0 <= detour_demos <= 1.0:
-            raise ValueError(f"env.options.detour_demos={detour_demos!r}: must be in [0, 1]")
-        self.detour_demos = detour_demos
+        self.detour_demos = check_share("env.options.detour_demos", detour_demos)
         self.room = {"max_receptacles": max_receptacles, "distractors": (low, high)}
         self.env_options = dict(max_steps=max_steps, success_reward=success_reward, anchor=anchor)
         self.explore = oracle == "explore"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..base import Task
-from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render, task_draw
+from ..scripted import Render, ScriptedOracle, ScriptStep, check_share, tag_render, task_draw
 from .answers import extract_boxed, format_answer, is_correct, parse_number
 from .problems import GENERATORS, SPLITS, make_problems
 
@@ -29,9 +29,7 @@ class MathCodeTasks:
     def __init__(self, *, kinds: Sequence[str] | None = None, direct: float = 0.0) -> None:
         self.kinds = tuple(kinds or GENERATORS)
         make_problems("train", 1, 0, self.kinds)  # validate `kinds` now
-        if isinstance(direct, bool) or not isinstance(direct, (int, float)) or not 0 <= direct <= 1:
-            raise ValueError(f"env.options.oracle_direct={direct!r}: allowed is a number in [0, 1]")
-        self.direct = float(direct)
+        self.direct = check_share("env.options.oracle_direct", direct)
 
     def tasks(self, split: str, count: int, seed: int) -> list[Task]:
         """`count` problems of `split` (train / valid / test), determined by `seed`."""

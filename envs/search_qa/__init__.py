@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..base import Task
-from ..scripted import Render, ScriptedOracle, ScriptStep, tag_render, task_draw
+from ..scripted import Render, ScriptedOracle, ScriptStep, check_share, tag_render, task_draw
 from .kb import build_kb
 from .loader import load_corpus, load_questions
 from .metrics import contains_answer, exact_match, extract_answer, f1_score, normalize_answer
@@ -51,8 +51,7 @@ class SearchQATasks:
             raise ValueError(f"env.options.source={source!r}: allowed are 'synthetic', 'files'")
         if passages not in PASSAGES:
             raise ValueError(f"env.options.passages={passages!r}: allowed are {list(PASSAGES)}")
-        if not 0.0 <= vague_demos <= 1.0:
-            raise ValueError(f"env.options.vague_demos={vague_demos!r}: must be in [0, 1]")
+        vague_demos = check_share("env.options.vague_demos", vague_demos)
         if source != "synthetic" and (passages != "entity" or vague_demos):
             raise ValueError("env.options.passages and vague_demos apply to source='synthetic' "
                              f"only (source={source!r})")

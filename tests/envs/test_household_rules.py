@@ -115,7 +115,6 @@ def test_a_detour_first_visits_a_receptacle_that_can_hold_neither_object_nor_goa
 
 
 def test_detour_demos_take_a_fixed_share_of_tasks_and_fit_the_step_limit():
-
     options = {"max_steps": 10, "task_types": ["pick_and_place_simple"], "max_receptacles": 5,
                "distractors": [1, 3]}
     plain, detoured = HouseholdSuite(**options), HouseholdSuite(**options, detour_demos=0.5)
@@ -124,5 +123,6 @@ def test_detour_demos_take_a_fixed_share_of_tasks_and_fit_the_step_limit():
     assert set(extra) <= {0, 1, 2} and 0.25 < sum(e > 0 for e in extra) / len(tasks) < 0.5
     assert all(len(detoured.oracle(t).actions) <= 10 for t in tasks)
     assert extra == [len(detoured.oracle(t).actions) - len(plain.oracle(t).actions) for t in tasks]
-    with pytest.raises(ValueError, match=r"env.options.detour_demos=-0.1: must be in \[0, 1\]"):
-        HouseholdSuite(detour_demos=-0.1)
+    for bad in (-0.1, "half", True):
+        with pytest.raises(ValueError, match=r"env.options.detour_demos=.*: allowed is a number in"):
+            HouseholdSuite(detour_demos=bad)

@@ -127,8 +127,9 @@ def test_fact_passages_need_the_relation_word_and_vague_demos_name_only_the_enti
     assert SearchQATasks(vague_demos=0.0)._vague(tasks[0]) is False
     with pytest.raises(ValueError, match="env.options.passages='page'"):
         SearchQATasks(passages="page")
-    with pytest.raises(ValueError, match=r"env.options.vague_demos=1.5: must be in \[0, 1\]"):
-        SearchQATasks(vague_demos=1.5)
+    for bad in (1.5, "0.5"):
+        with pytest.raises(ValueError, match=r"env.options.vague_demos=.*: allowed is a number in"):
+            SearchQATasks(vague_demos=bad)
     with pytest.raises(ValueError, match="synthetic' only"):
         SearchQATasks(source="files", passages="fact")
 
