@@ -111,3 +111,33 @@ def test_search_evidence_table_and_start_policies_by_hand(tmp_path):
     # Equal model, env and sft settings share a start whatever the estimator; threads do not.
     assert evidence.sft_settings(unknown) == evidence.sft_settings(new)
     assert evidence.sft_settings(other) != evidence.sft_settings(new)
+
+
+def test_common_task_reeval_pairs_seeds_and_counts_tasks_by_hand():
+    from benchmarks.learning import reeval
+
+    def record(recipe, seed, before, after):
+        score = lambda per_task: sum(per_task) / len(per_task)
+        return {"recipe": recipe, "seed": seed, "start": "sft",
+                "before": {"score": score(before), "per_task": dict(zip("wxyz", before))},
+                "after": {"score": score(after), "per_task": dict(zip("wxyz", after))}}
+
+    start = [0, 0, 1, 0]
+    records = [record("household_gigpo", 0, start, [1, 1, 1, 0]),
+               record("household_gigpo", 1, start, [1, 0, 1, 0]),
+               record("household_grpo", 0, start, [1, 0, 1, 1]),
+               record("household_grpo", 1, start, [0, 0, 1, 0]),
+               record("search_grpo", 0, start, [0, 0, 0, 0])]  # no partner: no comparison
+    summary = reeval.summarize(records, tasks=4, task_seed=9)
+    gigpo = summary["recipes"]["household_gigpo"]
+    assert gigpo["before"] == {"mean": 0.25, "std": 0.0, "n": 2} and gigpo["starts"] == 1
+    assert gigpo["after"]["mean"] == pytest.approx(0.625)  # (0.75 + 0.5) / 2
+    assert gigpo["gain"]["mean"] == pytest.approx(0.375)
+    (c,) = summary["comparisons"]
+    assert (c["method"], c["baseline"], c["seeds"]) == ("household_gigpo", "household_grpo", [0, 1])
+    assert c["per_seed"] == pytest.approx([0.0, 0.25])  # 0.75 - 0.75, 0.5 - 0.25
+    # Seed 0: x better, z worse; seed 1: w better.
+    assert (c["tasks_better"], c["tasks_worse"]) == (2, 1)
+    table = reeval.render(summary)
+    assert "4 common held-out tasks (task seed 9" in table and "| 2 / 1 |" in table
+    assert "+0.0, +25.0" in table

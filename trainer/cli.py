@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     eval_cmd.add_argument("--samples", type=int, default=1, help="episodes per task, for pass@k")
     eval_cmd.add_argument("--sampled", action="store_true",
                           help="sample at rollout.temperature instead of greedy decoding")
+    eval_cmd.add_argument("--task-seed", type=int,
+                          help="seed of the task draw (default: the run's seed + 1, the tasks the "
+                               "training loop evaluates); one value gives every run the same tasks")
     eval_cmd.add_argument("--out", help="JSON report path (default: in the run folder or log.dir)")
 
     add_report_commands(commands)  # view, plot
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg, policy = resolve_source(args.recipe, args.overrides)
             run_eval(cfg, policy=policy, split=args.split, tasks=args.tasks,
                      samples=args.samples, sampled=args.sampled, out=args.out,
-                     source=args.recipe)
+                     source=args.recipe, task_seed=args.task_seed)
         except RecipeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

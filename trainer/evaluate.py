@@ -138,16 +138,22 @@ def resolve_source(source: str, overrides: list[str]) -> tuple[Config, str | Non
 
 def run_eval(cfg: Config, *, policy: str | None, split: str | None = None,
              tasks: int | None = None, samples: int = 1, sampled: bool = False,
-             out: str | None = None, source: str = "", echo: Callable[[str], None] = print
-             ) -> dict[str, Any]:
-    """Evaluate the recipe's model (or a run's `policy`) and write the JSON report."""
+             out: str | None = None, source: str = "", echo: Callable[[str], None] = print,
+             task_seed: int | None = None) -> dict[str, Any]:
+    """Evaluate the recipe's model (or a run's `policy`) and write the JSON report.
+
+    The tasks are those the training loop evaluates (drawn with seed `cfg.seed + 1`) unless
+    `task_seed` draws others: one `task_seed` gives runs of different seeds a common task set.
+    """
     return asyncio.run(_run_eval(cfg, policy, split or cfg.eval.split,
                                  cfg.eval.tasks if tasks is None else tasks, samples, sampled,
-                                 out, source, echo))
+                                 out, source, echo,
+                                 cfg.seed + 1 if task_seed is None else task_seed))
 
 
 async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, samples: int,
-                    sampled: bool, out: str | None, source: str, echo) -> dict[str, Any]:
+                    sampled: bool, out: str | None, source: str, echo,
+                    task_seed: int) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from ..agent.chat import ChatFormatter
@@ -163,8 +169,8 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
         raise RecipeError(f"eval --samples={samples}: must be >= 1, and 1 when greedy "
                           "(greedy samples are identical; add --sampled for pass@k)")
     suite = make_suite(cfg.env.name, **cfg.env.options)
-    try:  # the tasks the training loop evaluates: same split, count and seed
-        eval_tasks = suite.tasks(split, n_tasks, cfg.seed + 1)
+    try:
+        eval_tasks = suite.tasks(split, n_tasks, task_seed)
     except ValueError as exc:
         raise RecipeError(f"eval --split={split!r}: {exc}") from None
     path = policy or resolve_model(cfg.model)
@@ -191,7 +197,7 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
     report = {"source": source, "model": path, "env": cfg.env.name, "split": split,
               "sampling": {"greedy": greedy, **({} if greedy else {
                   "temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k})},
-              "seed": cfg.seed, **build_report(trajs, samples)}
+              "seed": cfg.seed, "task_seed": task_seed, **build_report(trajs, samples)}
     target = Path(out) if out else _default_out(source, policy, cfg, split)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str))

@@ -106,6 +106,28 @@ def test_eval_cli_on_a_run(run_folder, capsys):
     assert report["episodes_total"] == 4 and {"pass@1", "pass@2"} <= set(report["metrics"])
 
 
+def test_task_seed_gives_runs_of_different_seeds_the_same_tasks(run_folder):
+    from turnwise.envs.base import make_suite
+
+    cfg = load_recipe(str(run_folder / "config.yaml"), [])
+    suite = make_suite(cfg.env.name, **cfg.env.options)
+
+    def task_ids(*args: str) -> tuple[list[str], int]:
+        out = run_folder / "ids.json"
+        assert main(["eval", str(run_folder), "--tasks", "3", "--out", str(out), *args]) == 0
+        report = json.loads(out.read_text())
+        return [e["task_id"] for e in report["episodes"]], report["task_seed"]
+
+    # By default: the tasks the training loop evaluates, drawn with the run's seed + 1.
+    loop_tasks = [t.id for t in suite.tasks(cfg.eval.split, 3, cfg.seed + 1)]
+    assert task_ids() == (loop_tasks, cfg.seed + 1)
+    assert task_ids("seed=7") == ([t.id for t in suite.tasks(cfg.eval.split, 3, 8)], 8)
+    # One --task-seed: the same tasks whatever the run's seed, and not the default ones.
+    common = task_ids("--task-seed", "1000")
+    assert task_ids("--task-seed", "1000", "seed=7") == common
+    assert common[1] == 1000 and common[0] != loop_tasks
+
+
 def test_eval_cli_errors_name_the_problem(run_folder, tmp_path, capsys):
     assert main(["eval", str(run_folder), "--samples", "2"]) == 2
     assert "--sampled" in capsys.readouterr().err
