@@ -141,3 +141,28 @@ def test_common_task_reeval_pairs_seeds_and_counts_tasks_by_hand():
     table = reeval.render(summary)
     assert "4 common held-out tasks (task seed 9" in table and "| 2 / 1 |" in table
     assert "+0.0, +25.0" in table
+
+
+def _saved(anchors, rewards):
+    return {"turns": [{"anchor": a, "reward": r, "invalid": False} for a, r in zip(anchors, rewards)]}
+
+
+def test_gigpo_signal_counts_by_hand():
+    from benchmarks.learning import gigpo_signal
+
+    options = {"gamma": 0.5, "omega": 1.0, "norm": "mean", "invalid_penalty": 0.0}
+    # Five fast successes (s0 -> s1, 10 at the end), one slow (s0 -> s2 -> s1), one failure.
+    group = [_saved(["s0", "s1"], [0, 10])] * 5 + [_saved(["s0", "s2", "s1"], [0, 0, 10]),
+                                                   _saved(["s0", "s3"], [0, 0])]
+    c = gigpo_signal.group_signal(group, options)
+    # A^E: row scores 10 (13 rows) and 0 (2 rows), mean 130/15: successes +1.333, failure -8.667.
+    # Returns at s0: 5 (x5), 2.5 (slow), 0 (failure), mean 27.5/7 = 3.929: A^S +1.071, -1.429,
+    # -3.929; s1 returns are all 10 (A^S 0); s2 and s3 are alone (A^S 0).
+    assert (c["steps"], c["grouped"], c["step_signal"], c["both"]) == (15, 13, 7, 7)
+    assert c["agree"] == 6  # the slow success's first step: A^S < 0 < A^E
+    assert c["flipped"] == 1  # 1.333 - 1.429 < 0: GiGPO pushes that step down, GRPO up
+    assert not c["flat"]
+    # All succeed: no episode signal, but the slower path's first step is ranked below.
+    flat = gigpo_signal.group_signal([_saved(["s0", "s1"], [0, 10]),
+                                      _saved(["s0", "s2", "s1"], [0, 0, 10])], options)
+    assert flat["flat"] and (flat["step_signal"], flat["both"], flat["flipped"]) == (2, 0, 0)
