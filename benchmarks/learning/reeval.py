@@ -27,13 +27,18 @@ from .run import RECIPES
 
 
 def evaluate(folder: Path, policy: str, tasks: int, task_seed: int, out: Path) -> dict[str, Any]:
-    """`policy` on `tasks` tasks (seed `task_seed`) of `folder`'s recipe: score and per-task."""
+    """`policy` on `tasks` tasks (seed `task_seed`) of `folder`'s recipe: score and per-task.
+    An earlier report at `out` of the same policy and tasks is read instead (rerun after adding
+    seeds: only the new runs are evaluated)."""
     from turnwise.trainer.evaluate import run_eval
     from turnwise.trainer.recipe import load_recipe
 
     cfg = load_recipe(str(folder / "config.yaml"), [])
-    report = run_eval(cfg, policy=policy, tasks=tasks, task_seed=task_seed, out=str(out),
-                      source=str(folder), echo=lambda _: None)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    if (report.get("model"), report.get("task_seed"), report.get("tasks")) != (policy, task_seed,
+                                                                               tasks):
+        report = run_eval(cfg, policy=policy, tasks=tasks, task_seed=task_seed, out=str(out),
+                          source=str(folder), echo=lambda _: None)
     key = headline(cfg.name)
     return {"score": report["metrics"][key]["value"],
             "per_task": {e["task_id"]: float(e[key]) for e in report["episodes"]}}
@@ -53,9 +58,9 @@ def measure(runs: Path, recipes: list[str], tasks: int, task_seed: int) -> list[
             continue
         if start not in cache:  # one start, one evaluation: the task set does not depend on the run
             cache[start] = evaluate(folder, start, tasks, task_seed,
-                                    folder / f"reeval-start-{task_seed}.json")
+                                    folder / f"reeval-start-{tasks}-{task_seed}.json")
         after = evaluate(folder, str(folder / "policy"), tasks, task_seed,
-                         folder / f"reeval-{task_seed}.json")
+                         folder / f"reeval-{tasks}-{task_seed}.json")
         records.append({"recipe": done["recipe"], "seed": done["seed"], "start": start,
                         "before": cache[start], "after": after})
         print(f"{folder.name}: {cache[start]['score']:.3f} -> {after['score']:.3f}", flush=True)
