@@ -161,8 +161,9 @@ def test_gigpo_signal_counts_by_hand():
     assert (c["steps"], c["grouped"], c["step_signal"], c["both"]) == (15, 13, 7, 7)
     assert c["agree"] == 6  # the slow success's first step: A^S < 0 < A^E
     assert c["flipped"] == 1  # 1.333 - 1.429 < 0: GiGPO pushes that step down, GRPO up
-    assert not c["flat"]
+    assert not c["flat"] and c["step_only"] == 0
     # All succeed: no episode signal, but the slower path's first step is ranked below.
     flat = gigpo_signal.group_signal([_saved(["s0", "s1"], [0, 10]),
                                       _saved(["s0", "s2", "s1"], [0, 0, 10])], options)
     assert flat["flat"] and (flat["step_signal"], flat["both"], flat["flipped"]) == (2, 0, 0)
+    assert flat["step_only"] == 2

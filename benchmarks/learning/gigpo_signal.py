@@ -10,6 +10,7 @@ as configured; the difference is omega * A^S. Per run, over its saved groups:
 - *agree*: where both are non-zero, share of steps whose A^S has the sign of A^E;
 - *flipped*: share of steps whose total advantage has the opposite sign to A^E, i.e. where GiGPO
   pushes the step the other way from the outcome;
+- *step only*: share of steps with A^S != 0 and A^E = 0: a signal GRPO does not give at all;
 - *flat groups*: share of saved groups whose episodes all scored alike (A^E = 0: GRPO learns
   nothing from them), and *flat step signal*: share of those groups' steps with A^S != 0.
 
@@ -58,7 +59,7 @@ def group_signal(trajectories: list[dict[str, Any]], options: dict[str, Any]) ->
     total = episode + step
     return {"steps": len(owners), "flat": not has_episode.any(),
             "grouped": sum(sizes[a] >= 2 for a in anchors), "step_signal": int(has_step.sum()),
-            "both": int(both.sum()),
+            "both": int(both.sum()), "step_only": int((has_step & ~has_episode).sum()),
             "agree": int((np.sign(step[both]) == np.sign(episode[both])).sum()),
             "flipped": int((has_episode & (np.sign(total) == -np.sign(episode))).sum())}
 
@@ -79,7 +80,7 @@ def run_signal(folder: Path) -> dict[str, Any]:
             c = group_signal(members, cfg["credit"].get("options") or {})
             counts["groups"] += 1
             counts["flat"] += c["flat"]
-            for key in ("steps", "grouped", "step_signal", "both", "agree", "flipped"):
+            for key in ("steps", "grouped", "step_signal", "both", "step_only", "agree", "flipped"):
                 counts[key] += c[key]
             if c["flat"]:
                 flat_steps += c["steps"]
@@ -92,11 +93,13 @@ def run_signal(folder: Path) -> dict[str, Any]:
             "step_signal": share(counts["step_signal"], counts["steps"]),
             "agree": share(counts["agree"], counts["both"]),
             "flipped": share(counts["flipped"], counts["steps"]),
+            "step_only": share(counts["step_only"], counts["steps"]),
             "flat_groups": share(counts["flat"], counts["groups"]),
             "flat_step_signal": share(flat_signal, flat_steps)}
 
 
-COLUMNS = ("grouped", "step_signal", "agree", "flipped", "flat_groups", "flat_step_signal")
+COLUMNS = ("grouped", "step_signal", "agree", "flipped", "step_only", "flat_groups",
+           "flat_step_signal")
 
 
 def render(rows: list[dict[str, Any]]) -> str:
