@@ -15,7 +15,8 @@ as configured; the difference is omega * A^S. Per run, over its saved groups:
   nothing from them), and *flat step signal*: share of those groups' steps with A^S != 0.
 
 Saved groups are not a random sample when fewer than a whole batch are kept: groups whose
-rewards differ are saved first (so *flat groups* is only meaningful with whole batches).
+rewards differ are saved first, so *step only*, *flat groups* and *flat step signal* are given
+(and averaged) only for runs that saved whole batches.
 
     .venv/bin/python -m benchmarks.learning.gigpo_signal RUN [RUN ...]
 """
@@ -87,7 +88,10 @@ def run_signal(folder: Path) -> dict[str, Any]:
                 flat_signal += c["step_signal"]
     if not counts["groups"]:
         raise SystemExit(f"{folder}: no saved trajectories (log.save_trajectories was 0?)")
-    share = lambda a, b: a / b if b else None
+    share = lambda a, b: None if a is None or not b else a / b
+    rollout = cfg["rollout"]
+    if cfg["log"]["save_trajectories"] < rollout["tasks_per_iteration"] * rollout["group_size"]:
+        counts["flat"] = flat_signal = counts["step_only"] = None  # informative groups came first
     return {"run": folder.name, "groups": int(counts["groups"]), "steps": int(counts["steps"]),
             "grouped": share(counts["grouped"], counts["steps"]),
             "step_signal": share(counts["step_signal"], counts["steps"]),
