@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     eval_cmd.add_argument("--task-seed", type=int,
                           help="seed of the task draw (default: the run's seed + 1, the tasks the "
                                "training loop evaluates); one value gives every run the same tasks")
+    eval_cmd.add_argument("--policy", metavar="MODEL_DIR",
+                          help="evaluate this model folder instead of the recipe's model or the "
+                               "run's final policy (e.g. the SFT start: sft_policy in summary.json)")
     eval_cmd.add_argument("--out", help="JSON report path (default: in the run folder or log.dir)")
 
     add_report_commands(commands)  # view, plot
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluate import resolve_source, run_eval
 
         try:
-            cfg, policy = resolve_source(args.recipe, args.overrides)
+            cfg, policy = resolve_source(args.recipe, args.overrides, policy=args.policy)
             run_eval(cfg, policy=policy, split=args.split, tasks=args.tasks,
                      samples=args.samples, sampled=args.sampled, out=args.out,
                      source=args.recipe, task_seed=args.task_seed)

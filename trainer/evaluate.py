@@ -120,20 +120,24 @@ def _num(x: float) -> str:
 # ------------------------------------------------------------------------------ the command
 
 
-def resolve_source(source: str, overrides: list[str]) -> tuple[Config, str | None]:
-    """The config of a recipe or of a run folder, and the run's final policy folder if any."""
+def resolve_source(source: str, overrides: list[str], policy: str | None = None
+                   ) -> tuple[Config, str | None]:
+    """The config of a recipe or of a run folder, and the model folder to evaluate: `policy`
+    when given, else the run's final policy (None for a recipe: its own model)."""
     from .recipe import RecipeError, load_recipe
 
+    if policy is not None and not (Path(policy) / "config.json").is_file():
+        raise RecipeError(f"eval --policy={policy!r}: not a model folder (no config.json)")
     folder = Path(source)
     if folder.is_dir():
         if not (folder / "config.yaml").is_file():
             raise RecipeError(f"{source}: a folder given to `turnwise eval` must be a run folder "
                               "with config.yaml (and the final policy in policy/)")
-        policy = folder / "policy"
-        if not (policy / "config.json").is_file():
-            raise RecipeError(f"{source}: no final policy in {policy} (did the run finish?)")
-        return load_recipe(str(folder / "config.yaml"), overrides), str(policy)
-    return load_recipe(source, overrides), None
+        final = folder / "policy"
+        if policy is None and not (final / "config.json").is_file():
+            raise RecipeError(f"{source}: no final policy in {final} (did the run finish?)")
+        return load_recipe(str(folder / "config.yaml"), overrides), policy or str(final)
+    return load_recipe(source, overrides), policy
 
 
 def run_eval(cfg: Config, *, policy: str | None, split: str | None = None,
@@ -209,6 +213,8 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
 
 
 def _default_out(source: str, policy: str | None, cfg: Config, split: str) -> Path:
-    if policy is not None:
-        return Path(source) / f"eval-{split}.json"
+    folder = Path(source)
+    if folder.is_dir():  # a run: its final policy, or another model named by --policy
+        final = policy is None or Path(policy).resolve() == (folder / "policy").resolve()
+        return folder / (f"eval-{split}.json" if final else f"eval-{split}-{Path(policy).name}.json")
     return Path(cfg.log.dir) / f"{cfg.name}-eval-{split}.json"

@@ -128,6 +128,21 @@ def test_task_seed_gives_runs_of_different_seeds_the_same_tasks(run_folder):
     assert common[1] == 1000 and common[0] != loop_tasks
 
 
+def test_policy_option_evaluates_another_model_folder(run_folder, tmp_path, tiny_path):
+    start = tmp_path / "sft-start"
+    shutil.copytree(tiny_path, start)
+    # A run folder: its config, another model; the report goes beside the final policy's.
+    assert main(["eval", str(run_folder), "--tasks", "2", "--policy", str(start)]) == 0
+    report = json.loads((run_folder / "eval-valid_seen-sft-start.json").read_text())
+    assert report["model"] == str(start) and report["episodes_total"] == 2
+    assert not (run_folder / "eval-valid_seen.json").exists()
+    # A bundled recipe whose preset builds a tiny model: --policy replaces that model.
+    out = tmp_path / "recipe.json"
+    assert main(["eval", "household_grpo", "--tasks", "2", "--policy", str(start),
+                 "rollout.max_turns=2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["model"] == str(start)
+
+
 def test_eval_cli_errors_name_the_problem(run_folder, tmp_path, capsys):
     assert main(["eval", str(run_folder), "--samples", "2"]) == 2
     assert "--sampled" in capsys.readouterr().err
@@ -135,3 +150,5 @@ def test_eval_cli_errors_name_the_problem(run_folder, tmp_path, capsys):
     assert "allowed are" in capsys.readouterr().err
     assert main(["eval", str(tmp_path)]) == 2
     assert "run folder" in capsys.readouterr().err
+    assert main(["eval", str(run_folder), "--policy", str(tmp_path / "nowhere")]) == 2
+    assert "--policy=" in capsys.readouterr().err
