@@ -35,8 +35,9 @@ def evaluate(folder: Path, policy: str, tasks: int, task_seed: int, out: Path) -
 
     cfg = load_recipe(str(folder / "config.yaml"), [])
     report = json.loads(out.read_text()) if out.exists() else {}
-    if (report.get("model"), report.get("task_seed"), report.get("tasks")) != (policy, task_seed,
-                                                                               tasks):
+    same = (report.get("model") and Path(report["model"]).resolve() == Path(policy).resolve()
+            and (report.get("task_seed"), report.get("tasks")) == (task_seed, tasks))
+    if not same:
         report = run_eval(cfg, policy=policy, tasks=tasks, task_seed=task_seed, out=str(out),
                           source=str(folder), echo=lambda _: None)
     key = headline(cfg.name)
