@@ -143,7 +143,9 @@ def main() -> None:
         raise SystemExit(f"--runs {args.runs}: no finished runs of {args.recipes}")
     summary = summarize(records, args.tasks, args.task_seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "reeval.json").write_text(json.dumps({**summary, "runs": records}, indent=2))
+    # Per-task scores stay in each run folder's reeval-*.json; here only the scores.
+    runs = [{**r, "before": r["before"]["score"], "after": r["after"]["score"]} for r in records]
+    (args.out / "reeval.json").write_text(json.dumps({**summary, "runs": runs}, indent=2))
     (args.out / "reeval.md").write_text(render(summary))
     print(render(summary))
 
