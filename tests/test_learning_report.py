@@ -111,6 +111,14 @@ def test_search_evidence_table_and_start_policies_by_hand(tmp_path):
     # Equal model, env and sft settings share a start whatever the estimator; threads do not.
     assert evidence.sft_settings(unknown) == evidence.sft_settings(new)
     assert evidence.sft_settings(other) != evidence.sft_settings(new)
+    # Finished runs with their starts: "c" borrows "a"'s (same settings), "d" has none
+    # (skipped), an unfinished run "e" is left out.
+    for folder, seed in ((new, 0), (old, 1), (unknown, 2), (other, 3)):
+        (folder / "done.json").write_text(json.dumps({"recipe": "search_grpo", "seed": seed}))
+    run("e", {"sft_policy": "/c/sft-2"})
+    found = [(f.name, done["seed"], start) for f, done, start in
+             evidence.finished_runs(sorted(tmp_path.glob("?")))]
+    assert found == [("a", 0, "/c/sft-1"), ("b", 1, "/c/sft-1"), ("c", 2, "/c/sft-1")]
 
 
 def test_common_task_reeval_pairs_seeds_and_counts_tasks_by_hand():
@@ -143,8 +151,10 @@ def test_common_task_reeval_pairs_seeds_and_counts_tasks_by_hand():
     assert "+0.0, +25.0" in table
 
 
-def _saved(anchors, rewards):
-    return {"turns": [{"anchor": a, "reward": r, "invalid": False} for a, r in zip(anchors, rewards)]}
+def _saved(anchors, rewards, advantages=None):
+    return {"turns": [{"anchor": a, "reward": r, "invalid": False,
+                       **({} if advantages is None else {"advantage": advantages[i]})}
+                      for i, (a, r) in enumerate(zip(anchors, rewards))]}
 
 
 def test_gigpo_signal_counts_by_hand():
@@ -166,4 +176,9 @@ def test_gigpo_signal_counts_by_hand():
     flat = gigpo_signal.group_signal([_saved(["s0", "s1"], [0, 10]),
                                       _saved(["s0", "s2", "s1"], [0, 0, 10])], options)
     assert flat["flat"] and (flat["step_signal"], flat["both"], flat["flipped"]) == (2, 0, 0)
-    assert flat["step_only"] == 2
+    assert flat["step_only"] == 2 and flat["logged_diff"] is None  # no logged advantages
+    # The advantages the trainer would have logged: A^E 0, A^S at s0 +1.25 / -1.25, else 0.
+    logged = gigpo_signal.group_signal([_saved(["s0", "s1"], [0, 10], [1.25, 0.0]),
+                                        _saved(["s0", "s2", "s1"], [0, 0, 10], [-1.0, 0, 0])],
+                                       options)
+    assert logged["logged_diff"] == pytest.approx(0.25)  # -1.0 logged where -1.25 is right

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,23 @@ def evaluate(folder: Path, policy: str) -> dict[str, float]:
     return {key: report["metrics"][key]["value"] for key in KEYS if key in report["metrics"]}
 
 
-def measure(runs: Path) -> list[dict[str, Any]]:
-    """One record per finished search run: recipe, seed, figures before and after RL."""
-    folders = sorted(f for f in runs.glob("search_*-s*") if (f / "done.json").exists())
+def finished_runs(folders: list[Path]) -> Iterator[tuple[Path, dict[str, Any], str]]:
+    """(folder, its done.json, the SFT start it came from) for each finished run of `folders`;
+    a run whose start is unknown is skipped, saying so."""
+    folders = [f for f in folders if (f / "done.json").exists()]
     starts = {sft_settings(f): p for f in folders if (p := start_policy(f))}
-    records, cache = [], {}
     for folder in folders:
-        done = json.loads((folder / "done.json").read_text())
         start = start_policy(folder) or starts.get(sft_settings(folder))
         if start is None:
             print(f"{folder.name}: no known start policy; skipped")
             continue
+        yield folder, json.loads((folder / "done.json").read_text()), start
+
+
+def measure(runs: Path) -> list[dict[str, Any]]:
+    """One record per finished search run: recipe, seed, figures before and after RL."""
+    records, cache = [], {}
+    for folder, done, start in finished_runs(sorted(runs.glob("search_*-s*"))):
         key = (start, done["seed"])  # the held-out tasks depend on the seed only
         if key not in cache:
             cache[key] = evaluate(folder, start)

@@ -14,6 +14,9 @@ as configured; the difference is omega * A^S. Per run, over its saved groups:
 - *flat groups*: share of saved groups whose episodes all scored alike (A^E = 0: GRPO learns
   nothing from them), and *flat step signal*: share of those groups' steps with A^S != 0.
 
+*Max logged diff*: the largest gap between the recomputed total advantage and the one the
+trainer logged for the same step (0 when the analysis reproduces the run's estimator).
+
 Saved groups are not a random sample when fewer than a whole batch are kept: groups whose
 rewards differ are saved first, so *step only*, *flat groups* and *flat step signal* are given
 (and averaged) only for runs that saved whole batches.
@@ -49,11 +52,11 @@ def group_signal(trajectories: list[dict[str, Any]], options: dict[str, Any]) ->
             invalid.append(turn["invalid"])
     arrays = {"groups": np.zeros(len(owners), dtype=np.int64), "trajectories": np.array(owners),
               "anchors": anchors, "step_rewards": rewards, "invalid": invalid}
-    allowed = ("gamma", "norm", "episode_stats", "invalid_penalty", "eps", "similarity")
-    kept = {k: v for k, v in options.items() if k in allowed}
+    kept = {k: v for k, v in options.items() if k != "omega"}  # the run's credit.options
     omega = options.get("omega", 1.0)
     episode = gigpo_advantages(**arrays, **kept, omega=0.0)
     step = gigpo_advantages(**arrays, **kept, omega=omega) - episode
+    logged = [turn.get("advantage") for traj in trajectories for turn in traj["turns"]]
     sizes = Counter(anchors)
     has_step, has_episode = np.abs(step) > ZERO, np.abs(episode) > ZERO
     both = has_step & has_episode
@@ -62,7 +65,10 @@ def group_signal(trajectories: list[dict[str, Any]], options: dict[str, Any]) ->
             "grouped": sum(sizes[a] >= 2 for a in anchors), "step_signal": int(has_step.sum()),
             "both": int(both.sum()), "step_only": int((has_step & ~has_episode).sum()),
             "agree": int((np.sign(step[both]) == np.sign(episode[both])).sum()),
-            "flipped": int((has_episode & (np.sign(total) == -np.sign(episode))).sum())}
+            "flipped": int((has_episode & (np.sign(total) == -np.sign(episode))).sum()),
+            # How far the recomputed advantages are from those the trainer logged (None: not saved).
+            "logged_diff": (None if None in logged
+                            else float(np.abs(total - np.array(logged)).max(initial=0.0)))}
 
 
 def run_signal(folder: Path) -> dict[str, Any]:
@@ -72,6 +78,7 @@ def run_signal(folder: Path) -> dict[str, Any]:
         raise SystemExit(f"{folder}: credit.estimator is {cfg['credit']['estimator']!r}, not gigpo")
     counts: dict[str, float] = defaultdict(float)
     flat_steps = flat_signal = 0
+    logged_diff = None
     for path in sorted((folder / "trajectories").glob("iter_*.jsonl")):
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for line in path.read_text().splitlines():
@@ -83,6 +90,8 @@ def run_signal(folder: Path) -> dict[str, Any]:
             counts["flat"] += c["flat"]
             for key in ("steps", "grouped", "step_signal", "both", "step_only", "agree", "flipped"):
                 counts[key] += c[key]
+            if c["logged_diff"] is not None:
+                logged_diff = max(logged_diff or 0.0, c["logged_diff"])
             if c["flat"]:
                 flat_steps += c["steps"]
                 flat_signal += c["step_signal"]
@@ -99,24 +108,29 @@ def run_signal(folder: Path) -> dict[str, Any]:
             "flipped": share(counts["flipped"], counts["steps"]),
             "step_only": share(counts["step_only"], counts["steps"]),
             "flat_groups": share(counts["flat"], counts["groups"]),
-            "flat_step_signal": share(flat_signal, flat_steps)}
+            "flat_step_signal": share(flat_signal, flat_steps),
+            "max_logged_diff": logged_diff}
 
 
 COLUMNS = ("grouped", "step_signal", "agree", "flipped", "step_only", "flat_groups",
-           "flat_step_signal")
+           "flat_step_signal", "max_logged_diff")
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = ["| run | groups | steps | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
              "|" + " --- |" * (3 + len(COLUMNS))]
-    cell = lambda v: "n/a" if v is None else f"{v:.3f}"
+    def cell(v: float | None, column: str) -> str:
+        return "n/a" if v is None else f"{v:.1e}" if column == "max_logged_diff" else f"{v:.3f}"
+
     for r in rows:
         lines.append(f"| {r['run']} | {r['groups']} | {r['steps']} | "
-                     + " | ".join(cell(r[c]) for c in COLUMNS) + " |")
+                     + " | ".join(cell(r[c], c) for c in COLUMNS) + " |")
     if len(rows) > 1:
-        means = [statistics.fmean(v) if (v := [r[c] for r in rows if r[c] is not None]) else None
-                 for c in COLUMNS]
-        lines.append("| mean | | | " + " | ".join(cell(v) for v in means) + " |")
+        values = {c: [r[c] for r in rows if r[c] is not None] for c in COLUMNS}
+        summary = {c: None if not v else max(v) if c == "max_logged_diff" else statistics.fmean(v)
+                   for c, v in values.items()}
+        lines.append("| mean (max for the diff) | | | "
+                     + " | ".join(cell(summary[c], c) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

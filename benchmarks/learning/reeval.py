@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .evidence import sft_settings, start_policy
+from .evidence import finished_runs
 from .report import format_interval, format_stats, headline, interval95, stats
 from .run import RECIPES
 
@@ -49,14 +49,8 @@ def measure(runs: Path, recipes: list[str], tasks: int, task_seed: int) -> list[
     """One record per finished run of `recipes`: its start and final scores on the common set."""
     folders = sorted(f for f in runs.iterdir() if (f / "done.json").exists()
                      and json.loads((f / "done.json").read_text())["recipe"] in recipes)
-    starts = {sft_settings(f): p for f in folders if (p := start_policy(f))}
     records, cache = [], {}
-    for folder in folders:
-        done = json.loads((folder / "done.json").read_text())
-        start = start_policy(folder) or starts.get(sft_settings(folder))
-        if start is None:
-            print(f"{folder.name}: no known start policy; skipped")
-            continue
+    for folder, done, start in finished_runs(folders):
         if start not in cache:  # one start, one evaluation: the task set does not depend on the run
             cache[start] = evaluate(folder, start, tasks, task_seed,
                                     folder / f"reeval-start-{tasks}-{task_seed}.json")
