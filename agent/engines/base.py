@@ -55,13 +55,15 @@ class Completion:
     temperature (before top-p/top-k filtering), which is what the trainer recomputes.
     `top_logprobs[i]` maps token id -> logprob (same distribution) for the most likely tokens
     at step i. `version` is the policy version that started the completion: the oldest one
-    that contributed to it if weights changed while it was generated.
+    that contributed to it if weights changed while it was generated. `token_versions[i]` is the
+    version whose weights sampled `token_ids[i]` (None: every token came from `version`).
     """
 
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: FinishReason
     version: int = 0
+    token_versions: list[int] | None = None
     top_logprobs: list[dict[int, float]] | None = None
     stop_reason: str | int | None = None  # the stop string or token that ended it
     prompt_tokens: int = 0
