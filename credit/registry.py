@@ -9,6 +9,7 @@ Its keyword arguments are the recipe's `credit.options`; unknown options are rej
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,9 +61,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
                if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
+        close = [m for key in unknown for m in difflib.get_close_matches(key, allowed, n=1)]
+        guess = f"; did you mean {close}?" if close else ""
         raise ValueError(
-            f"credit.options {unknown} are not options of estimator {name!r}; allowed are {allowed}"
-        )
+            f"credit.options {unknown} are not options of estimator {name!r}{guess} allowed are "
+            f"{allowed}")
 
 
 def compute(name: str, trajectories: Sequence, options: dict[str, Any]) -> list[np.ndarray]:

@@ -50,3 +50,67 @@ def test_extends_starts_from_the_base_recipe_and_drops_foreign_estimator_options
     loop.write_text("extends: loop\nname: loop\n")
     with pytest.raises(RecipeError, match="makes a cycle"):
         load_recipe(str(loop))
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_childs_own_keys_beat_the_parents_preset_and_its_preset_beats_them(tmp_path):
+    # household_gigpo's cpu-tiny preset sets iterations 30, lr 1e-4, group size 8.
+    child = _write(tmp_path, "mine.yaml", "extends: household_gigpo\n"
+                   "train: {iterations: 5, lr: 5.0e-5}\nrollout: {group_size: 4}\n"
+                   "presets:\n  cpu-tiny:\n    rollout: {group_size: 6}\n")
+    cfg = load_recipe(child)
+    assert (cfg.train.iterations, cfg.train.lr) == (5, 5.0e-5)  # child over parent preset
+    assert cfg.rollout.group_size == 6  # child preset over child
+    assert cfg.preset == "cpu-tiny"  # recorded: the parent's default_preset
+    assert load_recipe(child, ["rollout.group_size=3"]).rollout.group_size == 3  # command line last
+    # Everything the child leaves alone still comes from the parent's preset.
+    assert cfg.sft.episodes == load_recipe("household_gigpo").sft.episodes > 0
+
+
+def test_a_child_that_changes_env_starts_with_that_envs_own_options(tmp_path):
+    child = _write(tmp_path, "shop.yaml", "extends: household_gigpo\nenv: {name: shop}\n")
+    cfg = load_recipe(child)  # household's preset options would be rejected by shop
+    assert cfg.env.name == "shop" and cfg.env.options == {}
+    assert load_recipe("household_gigpo", ["env.name=shop"]).env.options == {}
+
+
+def test_the_resolved_config_reloads_to_itself(tmp_path):
+    import yaml
+
+    cfg = load_recipe("search_igpo", ["preset=cpu-tiny"])
+    saved = _write(tmp_path, "config.yaml", yaml.safe_dump(cfg.model_dump()))
+    again = load_recipe(saved)
+    assert again == cfg and again.preset == "cpu-tiny"
+
+
+def test_a_preset_key_in_a_recipe_is_refused_not_ignored(tmp_path):
+    child = _write(tmp_path, "c.yaml", "extends: household_gigpo\npreset: gpu\n")
+    with pytest.raises(RecipeError, match="default_preset"):
+        load_recipe(child)
+
+
+@pytest.mark.parametrize("override, key, hint", [
+    ("train.iteratons=3", "train.iteratons", "did you mean 'iterations'"),
+    ("rollout.grup_size=3", "rollout.grup_size", "did you mean 'group_size'"),
+    ("tarin.lr=1", "tarin", "did you mean 'train'"),
+    ("rollout.arpo.alpah=0.3", "rollout.arpo.alpah", "did you mean 'alpha'"),
+])
+def test_unknown_keys_suggest_the_closest_and_list_the_allowed(override, key, hint):
+    with pytest.raises(RecipeError, match=f"{hint}.*allowed are") as info:
+        load_recipe("search_arpo", [override])
+    assert f"{key}: unknown key" in str(info.value)
+
+
+def test_yaml_errors_name_the_file_and_a_bad_parent_names_the_extends_line(tmp_path):
+    broken = _write(tmp_path, "broken.yaml", "train:\n  lr: [1\n")
+    with pytest.raises(RecipeError, match="broken.yaml\", line") as info:
+        load_recipe(broken)
+    assert "<unicode string>" not in str(info.value)
+    orphan = _write(tmp_path, "orphan.yaml", "name: x\nextends: houshold_gigpo\n")
+    with pytest.raises(RecipeError, match=r"orphan.yaml, line 2: extends: 'houshold_gigpo'"):
+        load_recipe(orphan)

@@ -260,6 +260,7 @@ class LogConfig(Section):
 class Config(Section):
     name: str = "run"
     description: str = ""
+    preset: str | None = None  # the preset the recipe was resolved with (recorded, not read)
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

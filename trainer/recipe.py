@@ -1,14 +1,22 @@
-"""Loading a recipe: YAML file or bundled name, a preset, then `key=value` overrides."""
+"""Loading a recipe: YAML file or bundled name, its `extends:` chain, a preset, then `key=value`
+overrides.
+
+Precedence, lowest first: the parent recipe, the parent's preset, the child's own keys, the
+child's preset, the command line. The preset is `preset=NAME` from the command line, else the
+nearest `default_preset` up the chain; the resolved config records it in `preset`.
+"""
 
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib.resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .config import Config
 
@@ -40,19 +48,27 @@ def recipe_path(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config:
     """The validated config of a recipe with its preset and `key=value` overrides applied."""
     path = recipe_path(name_or_path)
-    raw = _read(path, seen=())
+    chain = _chain(path, seen=())
     parsed = [_parse_override(o) for o in overrides or []]
-    preset = next((v for k, v in parsed if k == "preset"), raw.get("default_preset"))
-    presets = raw.pop("presets", {}) or {}
-    raw.pop("default_preset", None)
-    data = copy.deepcopy(raw)
-    if preset is not None:
-        if preset not in presets:
-            raise RecipeError(f"preset={preset!r}: recipe {path.name} has presets {sorted(presets)}")
-        data = _merge(data, presets[preset])
+    preset = next((v for k, v in parsed if k == "preset"),
+                  next((lvl.default_preset for lvl in reversed(chain) if lvl.default_preset), None))
+    offered = sorted({name for lvl in chain for name in lvl.presets})
+    if preset is not None and preset not in offered:
+        raise RecipeError(f"preset={preset!r}: recipe {path.name} has presets {offered}")
+    data: dict = {}
+    for level in chain:
+        data = _layer(data, level.body)
+        data = _layer(data, level.presets.get(preset) or {})
     for key, value in parsed:
         if key != "preset":
-            _set_dotted(data, key, value)
+            data = _layer(data, _dotted(key, value))
+    written = next((lvl for lvl in chain if "preset" in lvl.body), None)
+    if written is not None and offered:
+        raise RecipeError(f"recipe {path}: a top-level `preset: {written.body['preset']}` is only "
+                          f"recorded in resolved configs; choose a preset with `default_preset:` "
+                          f"or preset=NAME on the command line (presets: {offered})")
+    if preset is not None:  # a resolved config (a run's config.yaml) keeps the one it records
+        data["preset"] = preset
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
@@ -61,34 +77,73 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config
     return cfg
 
 
-def _read(path: Path, *, seen: tuple[Path, ...]) -> dict:
-    """A recipe's mapping; `extends: other` starts from recipe `other` (its presets too)."""
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise RecipeError(f"recipe {path}: the top level must be a mapping, got {type(raw).__name__}")
+@dataclass
+class _Level:
+    """One recipe file of an `extends:` chain: its own keys and its presets."""
+
+    body: dict
+    presets: dict
+    default_preset: str | None
+
+
+def _chain(path: Path, *, seen: tuple[Path, ...]) -> list[_Level]:
+    """The recipes `path` extends, root first, then `path` itself."""
+    raw = _read_yaml(path)
     base = raw.pop("extends", None)
+    presets = raw.pop("presets", None) or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
+        raise RecipeError(f"recipe {path}: presets must map each preset name to config sections")
+    level = _Level(raw, presets, raw.pop("default_preset", None))
     if base is None:
-        return raw
+        return [level]
     if not isinstance(base, str):
         raise RecipeError(f"recipe {path}: extends={base!r} must be a recipe name or path")
-    base_path = recipe_path(base) if Path(base).is_absolute() else _sibling(path, base)
-    if base_path.resolve() in seen:
+    try:
+        base_path = recipe_path(base) if Path(base).is_absolute() else _sibling(path, base)
+    except RecipeError as exc:
+        raise RecipeError(f"recipe {path}, line {_line_of(path, 'extends:')}: extends: {base!r} "
+                          f"is no file next to it either; {exc}") from None
+    if base_path.resolve() in (*seen, path.resolve()):
         raise RecipeError(f"recipe {path}: extends={base!r} makes a cycle")
-    parent = _read(base_path, seen=(*seen, path.resolve()))
-    mine, theirs = raw.get("credit") or {}, parent.get("credit") or {}
-    if mine.get("estimator", theirs.get("estimator")) != theirs.get("estimator"):
-        # Options belong to an estimator: another estimator starts from its own defaults.
-        parent = {**parent, "credit": {k: v for k, v in theirs.items() if k != "options"}}
-    return _merge(parent, raw)
+    return [*_chain(base_path, seen=(*seen, path.resolve())), level]
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with path.open() as stream:  # YAML's error marks then name the file
+            raw = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {path}: the top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def _line_of(path: Path, prefix: str) -> int:
+    lines = path.read_text().splitlines()
+    return next((i + 1 for i, line in enumerate(lines) if line.startswith(prefix)), 1)
 
 
 def _sibling(path: Path, name: str) -> Path:
     """`extends` names a file next to the recipe, else a bundled recipe."""
     candidate = path.parent / (name if name.endswith(".yaml") else f"{name}.yaml")
     return candidate if candidate.is_file() else recipe_path(name)
+
+
+# Options belong to what they configure: a layer that names another environment or estimator
+# starts that section's options afresh instead of inheriting the previous one's.
+_OWNED_OPTIONS = (("env", "name", "options"), ("credit", "estimator", "options"))
+
+
+def _layer(base: dict, update: dict) -> dict:
+    """`update` merged over `base`, options of a replaced env or estimator dropped."""
+    base = dict(base)
+    for section, owner, options in _OWNED_OPTIONS:
+        mine, theirs = update.get(section), base.get(section)
+        if isinstance(mine, dict) and isinstance(theirs, dict) and owner in mine \
+                and owner in theirs and mine[owner] != theirs[owner]:
+            base[section] = {k: v for k, v in theirs.items() if k != options}
+    return _merge(base, update)
 
 
 def check_runnable(cfg: Config, *, source: str) -> None:
@@ -112,15 +167,13 @@ def _parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value) if value else ""
 
 
-def _set_dotted(data: dict, key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise RecipeError(f"override {key}: {part!r} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
+def _dotted(key: str, value: Any) -> dict:
+    """`a.b.c=v` as the mapping {a: {b: {c: v}}}."""
+    for part in reversed(key.split(".")):
+        if not part:
+            raise RecipeError(f"override {key}: a part of the dotted key is empty")
+        value = {part: value}
+    return value
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -139,9 +192,40 @@ def format_validation_error(exc: ValidationError, *, source: str) -> str:
     for error in exc.errors():
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (value {error['input']!r})")
+            lines.append(f"  {key}: unknown key (value {error['input']!r}); "
+                         f"{unknown_key_hint(error['loc'])}")
         elif not error["loc"]:  # a check across sections: its message names the keys
             lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {error['msg']} (got {error['input']!r})")
     return "\n".join(lines)
+
+
+def unknown_key_hint(loc: tuple) -> str:
+    """'did you mean ...? allowed are ...' for the unknown key at `loc` of a Config."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        inner = _model_of(field.annotation) if field is not None else None
+        if inner is None:
+            return ""
+        model = inner
+    return did_you_mean(str(loc[-1]), list(model.model_fields))
+
+
+def did_you_mean(name: str, allowed: list[str]) -> str:
+    """The closest allowed names to `name`, and every allowed one."""
+    close = difflib.get_close_matches(name, allowed, n=3, cutoff=0.6)
+    guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"{guess}allowed are {sorted(allowed)}"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The config section class of a field annotation (`Section`, or `Section | None`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
