@@ -1,7 +1,7 @@
 # Two entry points: `make train` (the main job) and `make test`. Both set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= test,deepspeed
+EXTRAS ?= test,deepspeed,envs
 PY := $(VENV)/bin/python
 # vLLM's CPU build lives in its own venv: it pins torch 2.13.0+cpu and its own transformers.
 VLLM_VENV ?= .venv-vllm
@@ -10,13 +10,20 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 .PHONY: setup train test system-deps browser vllm-venv bench
 setup: system-deps $(VENV)/.installed
 
-# The Python sandbox tool isolates code with bubblewrap where it can (else with unshare): on a
-# Debian machine where we are root, install it once. Elsewhere this does nothing.
+# The Python sandbox tool isolates code with bubblewrap where it can (else with unshare), and
+# TextWorldExpress needs Java: on a Debian machine where we are root, install them once.
+# Elsewhere this does nothing.
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1)) || \
 	  echo "note: could not install bubblewrap; the Python sandbox will isolate with unshare"; \
+	fi
+	@# TextWorldExpress (the `envs` extra) runs its games in a Java runtime.
+	@if ! command -v java >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q default-jre-headless >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q default-jre-headless >/dev/null 2>&1)) || \
+	  echo "note: could not install a Java runtime; the textworld_express environment will say what to install"; \
 	fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
