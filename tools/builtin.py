@@ -28,7 +28,7 @@ def builtin_names() -> list[str]:
     return sorted(_BUILTINS)
 
 
-def make_tool(name: str, **options: Any) -> Tool:
+def make_tool(name: str, /, **options: Any) -> Tool:
     """The built-in tool `name` made with `options`; errors name the option and what is allowed."""
     _load()
     if name not in _BUILTINS:
@@ -117,5 +117,5 @@ def _web(*, url: str, style: str = "searxng", top_k: int = 5, snippet_chars: int
 
 
 def _load() -> None:
-    # The python sandbox and web search register themselves where they are defined.
-    from . import python, search  # noqa: F401
+    # The python sandbox, web search and MCP register themselves where they are defined.
+    from . import mcp, python, search  # noqa: F401
