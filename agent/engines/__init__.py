@@ -1,4 +1,5 @@
-"""Inference engines behind one contract (`InferenceEngine`): `hf` (embedded) and `vllm`."""
+"""Inference engines behind one contract (`InferenceEngine`): `hf` (embedded), `vllm`
+(in-process) and `server` (vLLM servers over HTTP)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 from .base import Completion, FinishReason, InferenceEngine, SamplingParams
 
-ENGINES = ("hf", "vllm")
+ENGINES = ("hf", "vllm", "server")
 
 
 def make_engine(kind: str, model: Any, tokenizer: Any = None, **options: Any) -> InferenceEngine:
-    """Build the engine `kind` serving `model` (a path or, for `hf`, a loaded module)."""
+    """Build the engine `kind` serving `model` (a path or, for `hf`, a loaded module);
+    `server` needs `urls`, the vLLM servers started with `turnwise serve`."""
     if kind == "hf":
         from .hf import HFEngine
 
@@ -19,6 +21,10 @@ def make_engine(kind: str, model: Any, tokenizer: Any = None, **options: Any) ->
         from .vllm import VLLMEngine
 
         return VLLMEngine(model, tokenizer, **options)
+    if kind == "server":
+        from .server import ServerEngine
+
+        return ServerEngine(model, tokenizer, **options)
     raise ValueError(f"engine.kind={kind!r}: allowed are {list(ENGINES)}")
 
 

@@ -73,11 +73,15 @@ class Completion:
 
 @runtime_checkable
 class InferenceEngine(Protocol):
-    """What the rollout side needs from a model server; `hf` and `vllm` implement it."""
+    """What the rollout side needs from a model server; `hf`, `vllm` and `server` implement it."""
 
     version: int
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion: ...
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, *,
+                       session: str | None = None) -> Completion:
+        """Sample one continuation of `prompt_ids`. `session` names the episode it belongs to:
+        an engine with several servers sends a session's requests to one server (its prefix
+        cache holds the episode so far); engines with one model ignore it."""
 
     def load_weights(self, named_tensors: Iterable[tuple[str, object]], version: int) -> None:
         """Replace the served weights in place (no restart) and serve as policy `version`."""

@@ -90,8 +90,10 @@ class HFEngine:
 
     # ----------------------------------------------------------------------------- contract
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
-        """Sample one continuation of `prompt_ids`; many calls in flight are batched together."""
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, *,
+                       session: str | None = None) -> Completion:
+        """Sample one continuation of `prompt_ids`; many calls in flight are batched together.
+        `session` is accepted for the contract and unused (one model, no server to choose)."""
         if self._closed:
             raise RuntimeError("HFEngine.generate after close()")
         if self._asleep:

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from .base import Completion, SamplingParams
-
-_WORKER_EXTENSION = "turnwise.agent.engines.vllm_worker.WeightReceiver"
+from .server_launch import WORKER_EXTENSION
+from .weights import checked_tensors, checkpoint_shapes, handover_folder, write_weights
 
 
 class VLLMEngine:
@@ -79,7 +76,7 @@ class VLLMEngine:
             model=model, tokenizer=model, dtype=dtype, seed=seed, max_model_len=max_model_len,
             max_num_seqs=max_batch, enable_prefix_caching=enable_prefix_caching,
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
-            logprobs_mode="processed_logprobs", worker_extension_cls=_WORKER_EXTENSION,
+            logprobs_mode="processed_logprobs", worker_extension_cls=WORKER_EXTENSION,
             enable_sleep_mode=self._sleep_mode, disable_log_stats=True,
             gpu_memory_utilization=gpu_memory_utilization,
             kv_cache_memory_bytes=None if kv_cache_gib is None else int(kv_cache_gib * (1 << 30)),
@@ -90,19 +87,21 @@ class VLLMEngine:
         self._thread.start()
         self._llm = self._call(_construct(AsyncLLM, args))
         self.max_model_len: int = self._llm.model_config.max_model_len
-        self._shapes = _checkpoint_shapes(model)
+        self._shapes = checkpoint_shapes(model)
 
     # ----------------------------------------------------------------------------- contract
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
-        """Sample one continuation of `prompt_ids` (token ids in, token ids out)."""
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, *,
+                       session: str | None = None) -> Completion:
+        """Sample one continuation of `prompt_ids` (token ids in, token ids out); `session`
+        is accepted for the contract and unused (one engine, one prefix cache)."""
         if self._closed:
             raise RuntimeError("VLLMEngine.generate after close()")
         if self._asleep:
             raise RuntimeError("VLLMEngine.generate while asleep; call wake() first")
         if not prompt_ids:
             raise ValueError("VLLMEngine.generate: empty prompt")
-        check_sampling(params)
+        check_sampling(params, "vllm")
         if len(prompt_ids) >= self.max_model_len:
             return Completion(token_ids=[], logprobs=[], finish_reason="length",
                               version=self.version, prompt_tokens=len(prompt_ids),
@@ -113,24 +112,10 @@ class VLLMEngine:
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
         """Replace the served weights in place (no restart) and serve as policy `version`."""
-        from safetensors.torch import save_file
-
-        tensors = {name: t.detach().to("cpu").contiguous() for name, t in named_tensors}
-        if not tensors:
-            raise ValueError("load_weights: no tensors given")
-        # Checked here, before vLLM takes its layers apart to reload them.
-        for name, tensor in tensors.items() if self._shapes is not None else ():
-            if name not in self._shapes:
-                raise KeyError(f"load_weights: the engine's model has no tensor named {name!r}")
-            if tuple(tensor.shape) != self._shapes[name]:
-                raise ValueError(f"load_weights: {name} has shape {tuple(tensor.shape)}, "
-                                 f"engine expects {self._shapes[name]}")
-        # /dev/shm keeps the hand-over in memory where it exists.
-        folder = tempfile.mkdtemp(prefix="turnwise-weights-",
-                                  dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        tensors = checked_tensors(named_tensors, self._shapes)
+        folder = handover_folder()
         try:
-            path = os.path.join(folder, "weights.safetensors")
-            save_file(tensors, path)
+            path = write_weights(tensors, folder, "weights")
             self._call(self._llm.collective_rpc("turnwise_load_weights", args=(path,)))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -205,24 +190,11 @@ class VLLMEngine:
         self._thread.join()
 
 
-def _checkpoint_shapes(model: str) -> dict[str, tuple[int, ...]] | None:
-    """Names and shapes of the tensors in a local model folder (None for a hub id)."""
-    from safetensors import safe_open
-
-    files = sorted(Path(model).glob("*.safetensors")) if Path(model).is_dir() else []
-    shapes = {}
-    for file in files:
-        with safe_open(file, framework="pt") as f:
-            for name in f.keys():
-                shapes[name] = tuple(f.get_slice(name).get_shape())
-    return shapes or None
-
-
-def check_sampling(params: SamplingParams) -> None:
-    """Refuse what this engine cannot honour: logprobs before top-k / top-p filtering."""
+def check_sampling(params: SamplingParams, kind: str = "vllm") -> None:
+    """Refuse what vLLM cannot honour: logprobs before top-k / top-p filtering."""
     if params.top_k or params.top_p < 1.0:
         raise ValueError(
-            f"top_k={params.top_k}, top_p={params.top_p}: engine.kind='vllm' would report "
+            f"top_k={params.top_k}, top_p={params.top_p}: engine.kind={kind!r} would report "
             "logprobs after filtering, which the trainer does not recompute; use top_k=0 and "
             "top_p=1.0, or engine.kind='hf'")
 
