@@ -55,7 +55,9 @@ class MCPServer:
         threading.Thread(target=self.loop.run_forever, name="turnwise-mcp", daemon=True).start()
         self._session: Any = None
         self._stop: asyncio.Event | None = None
+        self._owner: asyncio.Future | None = None
         self._lock: asyncio.Lock | None = None
+        self.closed = False
         atexit.register(self.close)
 
     def list_tools(self) -> list[Any]:
@@ -68,12 +70,13 @@ class MCPServer:
 
     def close(self) -> None:
         """Close the connection (a stdio server is stopped) and the background loop."""
-        if self.loop.is_closed():
+        if self.closed:
             return
-        if self.loop.is_running():
-            with contextlib.suppress(Exception):
-                self._run(self._drop()).result(timeout=10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.closed = True
+        atexit.unregister(self.close)
+        with contextlib.suppress(Exception):
+            self._run(self._drop()).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
     # ------------------------------------------------------------- on the background loop
 
@@ -100,7 +103,7 @@ class MCPServer:
             if self._session is None:
                 ready: asyncio.Future = asyncio.get_running_loop().create_future()
                 self._stop = asyncio.Event()
-                asyncio.ensure_future(self._own(ready, self._stop))
+                self._owner = asyncio.ensure_future(self._own(ready, self._stop))
                 try:
                     self._session = await asyncio.wait_for(ready, self.timeout)
                 except Exception as exc:
@@ -144,9 +147,12 @@ class MCPServer:
                     yield read, write
 
     async def _drop(self) -> None:
+        """Close the connection (waiting a little for a stdio server to be stopped)."""
         if self._stop is not None:
             self._stop.set()
-        self._session = None
+        if self._owner is not None:
+            await asyncio.wait({self._owner}, timeout=5)
+        self._session, self._owner = None, None
 
 
 def mcp_tools(server: MCPServer, *, include: Sequence[str] | None = None, prefix: str = "",
