@@ -72,7 +72,6 @@ async def arpo_rollout(
         sampling=replace(settings.sampling, top_logprobs=arpo.top_logprobs,
                          top_logprobs_tokens=arpo.entropy_tokens))
     rng = random.Random(seed)
-    slots = asyncio.Semaphore(orchestrator.max_concurrency)
     made = [0] * len(tasks)  # trajectories created per task (the cap is `samples`)
     live = [0] * len(tasks)
     results: list[list[tuple[int, Trajectory]]] = [[] for _ in tasks]
@@ -110,7 +109,7 @@ async def arpo_rollout(
                 launch(i, n, episode.fork(traj_id, seed=sample_seed))
 
     async def run(i: int, n: int, episode: Episode) -> None:
-        async with slots:
+        async with ctx.slots:
             trajectory = await orchestrator.drive(
                 episode, ctx, after_step=lambda e: maybe_branch(i, e))
         results[i].append((n, trajectory))

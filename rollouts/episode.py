@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from ..agent.chat import ChatFormatter, Conversation, MismatchPolicy
-from ..agent.engines.base import Completion, SamplingParams
+from ..agent.engines.base import ChatPrompt, Completion, SamplingParams
 from ..agent.prompts import observation_text, per_step_messages
 from ..envs.base import Env, Observation, Step, Task
 from .entropy import first_tokens_entropy
@@ -69,6 +69,7 @@ class Episode:
         self.conversation: Conversation | None = None  # full_trajectory context
         self.history: list[tuple[str, str]] = []  # per_step window source
         self.generated = 0
+        self.reply_text: str | None = None  # a text-only engine's reply, as it wrote it
         self.started = time.perf_counter()
 
     @property
@@ -108,13 +109,15 @@ class Episode:
         if self.turn >= s.max_turns:
             self._stop("max_turns")
             return None
+        # The ids carry their messages too: a text-only engine (openai) sends those instead.
         if s.mode == "per_step":
-            prompt = self.formatter.encode(per_step_messages(
+            messages = per_step_messages(
                 system=self.system, goal=self.obs.info.get("goal"), observation=self.shown,
-                history=self.history[-s.history:] if s.history else [], step=self.turn))
+                history=self.history[-s.history:] if s.history else [], step=self.turn)
+            prompt = ChatPrompt(self.formatter.encode(messages), messages)
             room = s.max_episode_tokens - self.generated
         else:
-            prompt = self.conversation.ids
+            prompt = ChatPrompt(self.conversation.ids, self.conversation.messages)
             room = s.max_episode_tokens - len(prompt)
         budget = min(s.max_tokens_per_turn, room)
         if budget < 1:
@@ -127,14 +130,18 @@ class Episode:
         if not completion.token_ids:
             self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
             return None
+        self.reply_text = completion.info.get("text")
         if len(completion.token_ids) > budget and not completion.info.get("demonstration"):
             # An engine that overran max_tokens must not blow the episode's token budget
             # (an expert's demonstration is kept whole: it is what the model should learn).
             completion = replace(
                 completion, token_ids=completion.token_ids[:budget],
                 logprobs=completion.logprobs[:budget], finish_reason="length",
-                top_logprobs=completion.top_logprobs[:budget] if completion.top_logprobs else None)
+                top_logprobs=completion.top_logprobs[:budget] if completion.top_logprobs else None,
+                token_versions=completion.token_versions[:budget]
+                if completion.token_versions else None)
             self.traj.info["responses_cut"] = self.traj.info.get("responses_cut", 0) + 1
+            self.reply_text = None  # the environment reads what was kept
         self.generated += len(completion.token_ids)
         turn = Turn(
             response_ids=list(completion.token_ids),
@@ -143,6 +150,7 @@ class Episode:
             anchor=self.obs.anchor,
             finish_reason=completion.finish_reason,
             version=completion.version,
+            token_versions=_token_versions(completion),
             prompt_tokens=completion.prompt_tokens or len(prompt),
             gen_seconds=time.perf_counter() - started,
         )
@@ -158,7 +166,8 @@ class Episode:
         if self.done:
             return
         turn = self.traj.turns[-1]
-        text = self.formatter.decode(turn.response_ids)
+        text = self.reply_text if self.reply_text is not None else \
+            self.formatter.decode(turn.response_ids)
         started = time.perf_counter()
         try:
             step = await _bounded(self.env.step(text), self.settings.step_timeout, "step")
@@ -250,6 +259,17 @@ class Episode:
         self.traj.status = "failed"
         self.traj.info["error"] = error
         self.done = True
+
+
+def _token_versions(completion: Completion) -> list[int] | None:
+    """Per-token versions of a completion whose weights changed while it was generated."""
+    versions = completion.token_versions
+    if versions is None or len(set(versions)) <= 1:
+        return None
+    if len(versions) != len(completion.token_ids):
+        raise ValueError(f"engine returned {len(versions)} token versions for "
+                         f"{len(completion.token_ids)} tokens")
+    return list(versions)
 
 
 class StepTimeout(Exception):

@@ -21,6 +21,7 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
         f"{prefix}success": sum(t.success for t in trajectories) / n,
         f"{prefix}turns": sum(turns) / n,
         f"{prefix}response_tokens": sum(t.num_response_tokens() for t in trajectories) / n,
+        f"{prefix}turn_tokens": sum(t.num_response_tokens() for t in trajectories) / total_turns,
         f"{prefix}invalid_rate": sum(x.invalid for t in trajectories for x in t.turns) / total_turns,
         f"{prefix}tool_calls": sum(len(x.tool_calls) for t in trajectories for x in t.turns) / n,
         f"{prefix}tool_errors": sum(bool(x.error) for t in trajectories for x in t.turns) / n,
@@ -44,12 +45,26 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
 
 
 def _tool_call_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
-    """Failed and timed-out tool calls, from each turn's `tool_calls` records (`status`)."""
+    """Failed and timed-out tool calls, from each turn's `tool_calls` records
+    (`tools.ToolResult.to_info()`: status ok | error | timeout | invalid, and an `error`)."""
     calls = [c for t in trajectories for x in t.turns for c in x.tool_calls]
-    failed = sum(c.get("status") in ("error", "timeout") for c in calls)
+    failed = sum(c.get("status", "ok") != "ok" or bool(c.get("error")) for c in calls)
     timeouts = sum(c.get("status") == "timeout" for c in calls)
     return {f"{prefix}tool_error_rate": failed / max(len(calls), 1),
             f"{prefix}tool_timeouts": timeouts / len(trajectories)}
+
+
+def rollout_time_split(trajectories: Sequence[Trajectory],
+                       rollout_seconds: float) -> dict[str, float]:
+    """time/generation and time/tools: `rollout_seconds` divided in proportion to the time
+    episodes spent waiting for the engine versus in tools and the environment.
+
+    Episodes overlap, so their summed seconds exceed the wall time; only their ratio is kept.
+    """
+    gen = sum(x.gen_seconds for t in trajectories for x in t.turns)
+    env = sum(x.env_seconds for t in trajectories for x in t.turns)
+    share = gen / (gen + env) if gen + env > 0 else 1.0
+    return {"time/generation": rollout_seconds * share, "time/tools": rollout_seconds * (1 - share)}
 
 
 def evidence_counts(trajectories: Sequence[Trajectory]) -> tuple[int, int, int] | None:

@@ -20,6 +20,7 @@ from ..agent.chat import ChatFormatter
 from ..agent.engines.base import Completion, InferenceEngine, SamplingParams
 from ..envs.base import EnvSuite, Observation, Oracle, Task
 from .arpo import ArpoSettings, arpo_rollout
+from .clock import GenerationClock
 from .episode import Act, Episode, EpisodeSettings
 from .progress import RolloutProgress, make_progress
 from .trajectory import Trajectory
@@ -30,9 +31,12 @@ SCHEDULES: tuple[str, ...] = ("async", "lockstep")
 
 @dataclass
 class RunContext:
-    """What the episodes of one rollout share: the progress display and the tool-call slots."""
+    """What the episodes of one rollout share: the progress display and the orchestrator's
+    episode and tool-call slots (shared by every rollout in flight, so concurrent groups
+    together stay within `max_concurrency` and `max_tool_concurrency`)."""
 
     progress: RolloutProgress
+    slots: asyncio.Semaphore
     tool_slots: asyncio.Semaphore
     started: int = 0  # episodes begun; each must come back as a trajectory (see `_measured`)
 
@@ -53,6 +57,7 @@ class Orchestrator:
     # Builds the display for a rollout from its tag (default: `make_progress`, rich or quiet).
     progress: Callable[[str], RolloutProgress] | None = None
     last: dict[str, float] = field(default_factory=dict)  # accounting of the latest rollout
+    clock: GenerationClock = field(default_factory=lambda: GenerationClock())
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -60,6 +65,8 @@ class Orchestrator:
         for key in ("max_concurrency", "max_tool_concurrency"):
             if getattr(self, key) < 1:
                 raise ValueError(f"rollout.{key}={getattr(self, key)}: must be >= 1")
+        self._slots: asyncio.Semaphore | None = None
+        self._tool_slots: asyncio.Semaphore | None = None
         if self.arpo is not None and self.schedule != "async":
             raise ValueError("ARPO branching runs on schedule='async' only; "
                              f"got rollout.schedule={self.schedule!r}")
@@ -73,12 +80,14 @@ class Orchestrator:
         seed: int | None = None,
         settings: EpisodeSettings | None = None,
         branch: bool = True,
+        progress: RolloutProgress | None = None,
     ) -> list[Trajectory]:
         """`group_size` episodes of every task; trajectories come back grouped, task by task.
 
         A group shares its task (so its start state) and its `uid`; each member samples with
         its own seed, derived from `seed`, so members differ but a rerun repeats them. With
-        `arpo` set, groups grow by branching unless `branch` is false (evaluation).
+        `arpo` set, groups grow by branching unless `branch` is false (evaluation). `progress`
+        is a display shared with other rollouts (the caller closes it); default: one of its own.
         """
         settings = settings or self.settings
         if self.engine is None:
@@ -87,12 +96,15 @@ class Orchestrator:
 
         async def act(prompt_ids: list[int], obs: Observation,
                       params: SamplingParams) -> Completion:
-            return await self.engine.generate(prompt_ids, params)
+            with self.clock.generating():
+                return await self.engine.generate(prompt_ids, params)
 
         if self.arpo is not None and branch:
             return await self._measured(tag, lambda ctx: arpo_rollout(
-                self, ctx, act, tasks, samples=group_size, tag=tag, seed=seed, settings=settings))
-        return await self._run(tasks, group_size, tag, seed, settings, lambda _task: act)
+                self, ctx, act, tasks, samples=group_size, tag=tag, seed=seed, settings=settings),
+                progress)
+        return await self._run(tasks, group_size, tag, seed, settings, lambda _task: act,
+                               progress)
 
     async def demonstrations(
         self, tasks: Sequence[Task], *, tag: str, settings: EpisodeSettings | None = None
@@ -131,7 +143,8 @@ class Orchestrator:
 
     # ----------------------------------------------------------------------------- internals
 
-    async def _run(self, tasks, group_size, tag, seed, settings, make_act) -> list[Trajectory]:
+    async def _run(self, tasks, group_size, tag, seed, settings, make_act,
+                   progress=None) -> list[Trajectory]:
         if group_size < 1:
             raise ValueError(f"rollout.group_size={group_size}: must be >= 1")
         episodes = [
@@ -145,10 +158,9 @@ class Orchestrator:
             ctx.progress.add_episodes(len(episodes))
             if self.schedule == "lockstep":
                 return await self._lockstep(episodes, ctx)
-            slots = asyncio.Semaphore(self.max_concurrency)
 
             async def one(episode: Episode) -> Trajectory:
-                async with slots:
+                async with ctx.slots:
                     return await self.drive(episode, ctx)
 
             running = [asyncio.ensure_future(one(e)) for e in episodes]
@@ -160,7 +172,7 @@ class Orchestrator:
                 await asyncio.gather(*running, return_exceptions=True)
                 raise
 
-        return await self._measured(tag, run)
+        return await self._measured(tag, run, progress)
 
     async def _lockstep(self, episodes: list[Episode], ctx: RunContext) -> list[Trajectory]:
         """verl-agent's loop: every live episode generates, then every environment steps."""
@@ -194,15 +206,20 @@ class Orchestrator:
             finally:
                 ctx.progress.tool_finished()
 
-    async def _measured(self, tag: str, run) -> list[Trajectory]:
-        """Run `run(ctx)` with fresh tool slots and a progress bar; record its accounting."""
-        display = self.progress(tag) if self.progress else make_progress(tag, quiet=self.quiet)
-        ctx = RunContext(display, asyncio.Semaphore(self.max_tool_concurrency))
+    async def _measured(self, tag: str, run, progress=None) -> list[Trajectory]:
+        """Run `run(ctx)` with the shared slots and a progress display; record its accounting."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
+            self._tool_slots = asyncio.Semaphore(self.max_tool_concurrency)
+        display = progress or (self.progress(tag) if self.progress
+                               else make_progress(tag, quiet=self.quiet))
+        ctx = RunContext(display, self._slots, self._tool_slots)
         started = time.perf_counter()
         try:
             trajectories = await run(ctx)
         finally:
-            ctx.progress.close()
+            if progress is None:
+                ctx.progress.close()
         wall = time.perf_counter() - started
         statuses = {s: sum(t.status == s for t in trajectories)
                     for s in ("done", "truncated", "failed")}

@@ -35,7 +35,8 @@ class Turn:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     finish_reason: str = "stop"
-    version: int = 0  # policy version that generated the response
+    version: int = 0  # policy version that started the response (the oldest that contributed)
+    token_versions: list[int] | None = None  # per response token, when weights changed mid-turn
     prompt_tokens: int = 0  # context length the engine processed for this turn
     action: str = ""  # what the environment understood the response to mean
     observation: str = ""  # the observation text that followed (for viewing)

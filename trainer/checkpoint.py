@@ -36,8 +36,10 @@ def checkpoint_dir(run_dir: str | Path, iteration: int) -> Path:
 
 
 def save_checkpoint(run_dir: str | Path, iteration: int, backend, world: World, *,
-                    meta: dict[str, Any], keep: int) -> Path:
-    """Write the checkpoint of `iteration` (every rank calls this); keep the newest `keep`."""
+                    meta: dict[str, Any], keep: int, rank_state: dict[str, Any] | None = None
+                    ) -> Path:
+    """Write the checkpoint of `iteration` (every rank calls this); keep the newest `keep`.
+    `rank_state` is this rank's own record (its rollout producer's), read back by `load`."""
     final = checkpoint_dir(run_dir, iteration)
     staging = final.parent / f".tmp-{final.name}"
     if world.is_main:
@@ -46,6 +48,8 @@ def save_checkpoint(run_dir: str | Path, iteration: int, backend, world: World, 
     world.barrier()
     backend.save(str(staging / "backend"))
     torch.save(rng_states(), staging / f"rng_rank{world.rank}.pt")
+    if rank_state is not None:
+        _write_atomic(staging / f"state_rank{world.rank}.json", json.dumps(rank_state))
     world.barrier()
     if world.is_main:
         record = {**meta, "iteration": iteration, "world_size": world.size,
@@ -61,7 +65,8 @@ def save_checkpoint(run_dir: str | Path, iteration: int, backend, world: World, 
 
 
 def load_checkpoint(path: str | Path, backend, world: World) -> dict[str, Any]:
-    """Restore the backend and this rank's RNG states from `path`; returns its meta record."""
+    """Restore the backend and this rank's RNG states from `path`; returns its meta record,
+    with this rank's own state (see `save_checkpoint`) under `rank_state` (None if absent)."""
     path = Path(path)
     meta = read_meta(path)
     if meta is None:
@@ -75,7 +80,8 @@ def load_checkpoint(path: str | Path, backend, world: World) -> dict[str, Any]:
             f"{meta['backend']!r}; this run has {world.size} of {backend.name!r}; allowed: the same")
     backend.load(str(path / "backend"))
     set_rng_states(torch.load(path / f"rng_rank{world.rank}.pt", weights_only=False))
-    return meta
+    own = path / f"state_rank{world.rank}.json"
+    return {**meta, "rank_state": json.loads(own.read_text()) if own.is_file() else None}
 
 
 def valid_checkpoints(run_dir: str | Path) -> list[Path]:

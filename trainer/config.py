@@ -81,7 +81,11 @@ class RolloutConfig(Section):
     max_tool_concurrency: int = Field(64, ge=1)  # environment steps / tool calls in flight
     stop: list[str] = Field(default_factory=list)  # stop sequences for every response
     template_mismatch: Literal["keep", "fail"] = "keep"  # template rewrites history: keep ids
-    max_staleness: int = Field(0, ge=0)  # train on samples at most this many versions old
+    # Asynchronous training: the producer plays up to max_staleness steps' groups ahead of the
+    # trainer (0: the synchronous loop). A group older than that when trained on is dropped,
+    # or kept and corrected by loss.is_correction (stale_groups: correct).
+    max_staleness: int = Field(0, ge=0)
+    stale_groups: Literal["drop", "correct"] = "drop"
     arpo: ArpoRolloutConfig | None = None  # null: every episode starts fresh (no branching)
     # Seconds one env.reset/env.step may take before its episode fails (tools time out sooner).
     step_timeout: float = Field(300.0, gt=0)
@@ -139,6 +143,15 @@ class CreditConfig(Section):
     answer_probe: AnswerProbeConfig = Field(default_factory=AnswerProbeConfig)
 
 
+class ISCorrectionConfig(Section):
+    """Off-policy correction (trainer.losses.correction): truncate = TIS, mask = AReaL's
+    decoupled PPO behaviour-weight cap; per token or per row."""
+
+    mode: Literal["truncate", "mask"] = "mask"
+    level: Literal["token", "sequence"] = "token"
+    cap: float = Field(2.0, gt=1)
+
+
 class LossConfig(Section):
     policy: str = "ppo_clip"  # a registered policy loss: ppo_clip | gspo
     clip_low: float = Field(0.2, ge=0)
@@ -146,7 +159,8 @@ class LossConfig(Section):
     dual_clip: float | None = Field(3.0, gt=1)
     agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
     entropy_coef: float = 0.0  # loss -= entropy_coef * entropy
-    tis_cap: float | None = Field(None, ge=1)  # truncated importance sampling; needs recompute
+    # behaviour (engine) -> proximal (trainer) importance weights; needs recompute
+    is_correction: ISCorrectionConfig | None = None
 
     @field_validator("policy")
     @classmethod
@@ -310,10 +324,19 @@ class Config(Section):
         if ds.offload_optimizer and ds.zero_stage == 0:
             raise ValueError("deepspeed.offload_optimizer=true needs deepspeed.zero_stage 1, 2 or 3 "
                              "(got 0)")
-        if self.loss.tis_cap is not None and self.train.old_logprobs != "recompute":
-            raise ValueError(f"loss.tis_cap={self.loss.tis_cap} corrects rollout logprobs against "
+        if self.loss.is_correction is not None and self.train.old_logprobs != "recompute":
+            raise ValueError(f"loss.is_correction is set: it weighs rollout logprobs against "
                              f"recomputed ones, but train.old_logprobs="
                              f"{self.train.old_logprobs!r}; allowed: 'recompute'")
+        if self.rollout.stale_groups == "correct" and self.loss.is_correction is None:
+            raise ValueError("rollout.stale_groups='correct' keeps groups past "
+                             "rollout.max_staleness, which needs loss.is_correction; allowed: "
+                             "'drop', or set loss.is_correction")
+        if self.deterministic and self.rollout.max_staleness:
+            raise ValueError(f"deterministic=true with rollout.max_staleness="
+                             f"{self.rollout.max_staleness}: asynchronous training overlaps "
+                             f"generation with the update, so results depend on timing; "
+                             f"allowed: max_staleness 0 (the synchronous loop)")
         if self.deterministic and self.engine.kind != "hf":
             raise ValueError(f"deterministic=true with engine.kind={self.engine.kind!r}; "
                              f"allowed: 'hf'")

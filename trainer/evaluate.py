@@ -16,11 +16,11 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..agent.engines.base import SamplingParams
-from ..envs.base import Task
+from ..envs.base import Task, suite_tool_metrics
 from ..rollouts.episode import EpisodeSettings
 from ..rollouts.metrics import evidence_counts, summarize
 from ..rollouts.orchestrator import Orchestrator
@@ -36,6 +36,24 @@ async def evaluate_policy(orchestrator: Orchestrator, tasks: Sequence[Task], *,
     trajs = await orchestrator.rollout(tasks, group_size=samples, tag=tag, seed=seed, branch=False,
                                        settings=settings)
     return trajs, flat_metrics(build_report(trajs, samples), trajs)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The held-out tasks a training run evaluates on, and how (empty: no evaluation)."""
+
+    tasks: list[Task]
+    settings: EpisodeSettings
+
+    async def run(self, orchestrator: Orchestrator, tag: str) -> dict[str, float]:
+        """Play every task once; the flat `eval/` metrics (nothing without tasks). Its tool
+        calls stay out of the training steps' `tools/...` counters."""
+        if not self.tasks:
+            return {}
+        _trajs, metrics = await evaluate_policy(orchestrator, self.tasks, settings=self.settings,
+                                                tag=tag)
+        suite_tool_metrics(orchestrator.suite, reset=True)
+        return metrics
 
 
 def build_report(trajs: Sequence[Trajectory], samples: int) -> dict[str, Any]:
@@ -158,12 +176,8 @@ def run_eval(cfg: Config, *, policy: str | None, split: str | None = None,
 async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, samples: int,
                     sampled: bool, out: str | None, source: str, echo,
                     task_seed: int) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
-    from ..agent.chat import ChatFormatter
-    from ..agent.engines import make_engine
-    from ..envs.base import make_suite, suite_tool_schemas
-    from .models import pick_device, resolve_model
+    from .build import basics, build_run, eval_settings
+    from .models import resolve_model
     from .recipe import RecipeError
 
     greedy = cfg.eval.greedy and not sampled
@@ -172,32 +186,20 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
     if samples < 1 or (greedy and samples > 1):
         raise RecipeError(f"eval --samples={samples}: must be >= 1, and 1 when greedy "
                           "(greedy samples are identical; add --sampled for pass@k)")
-    suite = make_suite(cfg.env.name, **cfg.env.options)
+    path = policy or resolve_model(cfg.model)
+    base = basics(cfg, path)
     try:
-        eval_tasks = suite.tasks(split, n_tasks, task_seed)
+        eval_tasks = base.suite.tasks(split, n_tasks, task_seed)
     except ValueError as exc:
         raise RecipeError(f"eval --split={split!r}: {exc}") from None
-    path = policy or resolve_model(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    engine = make_engine(cfg.engine.kind, path, tokenizer, device=pick_device(cfg.engine.device),
-                         dtype=cfg.model.dtype, max_batch=cfg.engine.max_batch,
-                         batch_wait_ms=cfg.engine.batch_wait_ms)
-    r = cfg.rollout
-    sampling = SamplingParams(temperature=0.0 if greedy else r.temperature, top_p=r.top_p,
-                              top_k=r.top_k)
-    settings = EpisodeSettings(mode=r.mode, history=r.history, max_turns=r.max_turns,
-                               max_tokens_per_turn=r.max_tokens_per_turn,
-                               max_episode_tokens=r.max_episode_tokens,
-                               show_admissible=r.show_admissible, sampling=sampling,
-                               step_timeout=r.step_timeout)
-    formatter = ChatFormatter(tokenizer, tools=suite_tool_schemas(suite))
-    orchestrator = Orchestrator(engine, suite, formatter, settings,
-                                max_concurrency=r.max_concurrency)
+    run = build_run(cfg, base, path, train=False)
     try:
-        trajs, _ = await evaluate_policy(orchestrator, eval_tasks, settings=settings, tag="eval",
+        trajs, _ = await evaluate_policy(run.orchestrator, eval_tasks,
+                                         settings=eval_settings(cfg, sampled=sampled), tag="eval",
                                          samples=samples, seed=None if greedy else cfg.seed)
     finally:
-        await engine.close()
+        await run.close()
+    r = cfg.rollout
     report = {"source": source, "model": path, "env": cfg.env.name, "split": split,
               "sampling": {"greedy": greedy, **({} if greedy else {
                   "temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k})},

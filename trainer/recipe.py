@@ -149,7 +149,7 @@ def _layer(base: dict, update: dict) -> dict:
 def check_runnable(cfg: Config, *, source: str) -> None:
     """Build the cheap parts a run needs (env suite, estimator options) so errors come now."""
     from ..envs.base import make_suite
-    from .credit_steps import check_credit
+    from .credit_stage import check_credit
 
     try:
         make_suite(cfg.env.name, **cfg.env.options)

@@ -37,7 +37,9 @@ class _Row:
     max_tokens: int
     version: int  # the policy version when the row started
     generator: torch.Generator | None
+    logits_version: int = 0  # the weights that computed the row's next-token logits
     token_ids: list[int] = field(default_factory=list)
+    token_versions: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     top_logprobs: list[dict[int, float]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -249,7 +251,7 @@ class HFEngine:
             if request.params.seed is not None:
                 generator = torch.Generator(device=self.device).manual_seed(request.params.seed)
             rows.append(_Row(request, min(request.params.max_tokens, room), self.version,
-                             generator))
+                             generator, logits_version=self.version))
         return rows, BatchState(out.cache, mask, out.logits[:, -1].float())
 
     def _sample_step(self, rows: list[_Row], state: BatchState) -> set[int]:
@@ -263,6 +265,7 @@ class HFEngine:
             if row.request.params.wants_top_logprobs(len(row.token_ids)):
                 row.top_logprobs.append(top_logprobs(logprobs[i], row.request.params.top_logprobs))
             row.token_ids.append(token)
+            row.token_versions.append(row.logits_version)
             row.logprobs.append(picked[i])
             row.finish = self._stop_reason(row, token)
             if row.finish is not None:
@@ -294,6 +297,8 @@ class HFEngine:
                          position_ids=positions, cache=state.cache, use_cache=True)
         state.cache = out.cache
         state.next_logits = out.logits[:, -1].float()
+        for row in rows:  # weights loaded between steps reach rows in flight (partial rollouts)
+            row.logits_version = self.version
         self.stats["decode_steps"] += 1
         self.stats["rows_sum"] += len(rows)
         self.stats["peak_rows"] = max(self.stats["peak_rows"], len(rows))
@@ -306,6 +311,7 @@ class HFEngine:
             logprobs=row.logprobs,
             finish_reason=reason,
             version=row.version,
+            token_versions=row.token_versions if len(set(row.token_versions)) > 1 else None,
             top_logprobs=row.top_logprobs if request.params.top_logprobs else None,
             stop_reason=stop,
             prompt_tokens=len(request.prompt_ids),

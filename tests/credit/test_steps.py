@@ -1,15 +1,18 @@
-"""Reward shaping, DAPO dynamic sampling, and their recipe keys."""
+"""Reward shaping, DAPO dynamic sampling (the rollout stage's group filter), their recipe keys."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from credit_helpers import traj, turn
 from turnwise import credit
-from turnwise.trainer.config import Config, CreditConfig
-from turnwise.trainer.credit_steps import check_credit, dynamic_sampling
+from turnwise.rollouts.producer import GroupProducer
+from turnwise.trainer.config import Config, CreditConfig, KLConfig
+from turnwise.trainer.credit_stage import CreditStage, check_credit
 from turnwise.trainer.recipe import RecipeError, load_recipe
+from turnwise.trainer.rollout_stage import StepPolicy, take_step
 
 
 def test_overlong_penalty_is_dapos_soft_punishment():
@@ -58,29 +61,67 @@ def test_flat_group_fraction_by_hand():
     assert credit.flat_group_fraction([]) == 0.0
 
 
-def test_dynamic_sampling_rerolls_until_enough_groups():
-    first = _group("a", [1, 1]) + _group("b", [0, 1])
-    rolls = {1: _group("c", [0, 2]) + _group("d", [1, 0]) + _group("e", [3, 3])}
+class ScriptedOrchestrator:
+    """Plays group g as `groups[g]` (rewards per episode): the producer's view of the real one."""
 
-    async def reroll(k):
-        return rolls[k]
+    def __init__(self, groups: dict[int, list[float]]) -> None:
+        self.groups, self.engine = groups, SimpleNamespace(version=0)
+        self.played: list[int] = []
 
-    kept, played, metrics = asyncio.run(dynamic_sampling(first, reroll, want=2, max_rolls=3))
-    # roll 0 keeps b; roll 1 keeps c and d; trimmed to the first 2 groups: b, c
-    assert [t.uid for t in kept] == ["b", "b", "c", "c"]
-    assert len(played) == 10
-    assert metrics == {"dynamic_sampling/rolls": 2.0, "dynamic_sampling/dropped_groups": 2.0,
-                       "dynamic_sampling/kept_groups": 2.0}
+    async def rollout(self, tasks, *, group_size, tag, seed=None, settings=None, branch=True,
+                      progress=None):
+        index = int(tag[1:])
+        self.played.append(index)
+        assert len(tasks) == 1 and group_size == len(self.groups[index])
+        return _group(tag, self.groups[index])
+
+
+class IndexSource:
+    def task(self, index):
+        return index
+
+    def seed(self, index):
+        return None
+
+
+def _take(groups: dict[int, list[float]], *, want: int, max_rolls: int | None):
+    orchestrator = ScriptedOrchestrator(groups)
+
+    async def go():
+        producer = GroupProducer(orchestrator, IndexSource(), group_size=2, lookahead=0)
+        try:
+            return await take_step(producer, StepPolicy(groups=want, max_staleness=0,
+                                                        max_rolls=max_rolls), version=0)
+        finally:
+            await producer.close()
+
+    return asyncio.run(go()), orchestrator.played
+
+
+def test_dynamic_sampling_replaces_flat_groups_until_enough_are_kept():
+    # group 0 flat, 1 varied, 2 varied, 3 flat: two wanted, so 0 is replaced by 2
+    taken, played = _take({0: [1, 1], 1: [0, 1], 2: [0, 2], 3: [3, 3]}, want=2, max_rolls=3)
+    assert [g.index for g in taken.kept] == [1, 2] and played == [0, 1, 2]
+    assert len(taken.played()) == 6
+    assert taken.metrics["dynamic_sampling/rolls"] == 1.5  # 3 groups examined for 2
+    assert taken.metrics["dynamic_sampling/dropped_groups"] == 1.0
+    assert taken.metrics["dynamic_sampling/kept_groups"] == 2.0
 
 
 def test_dynamic_sampling_stops_at_the_limit():
-    async def reroll(k):
-        return _group(f"r{k}", [0, 0])
-
-    kept, _, metrics = asyncio.run(dynamic_sampling(_group("b", [0, 1]), reroll, want=3, max_rolls=2))
-    assert {t.uid for t in kept} == {"b"} and metrics["dynamic_sampling/rolls"] == 2.0
+    # 2 wanted, at most 2 x 2 examined: only group 1 carries signal
+    taken, played = _take({0: [0, 0], 1: [0, 1], 2: [0, 0], 3: [0, 0], 4: [0, 1]},
+                          want=2, max_rolls=2)
+    assert [g.index for g in taken.kept] == [1] and played == [0, 1, 2, 3]
+    assert taken.metrics["dynamic_sampling/rolls"] == 2.0
     with pytest.raises(RuntimeError, match="max_rolls"):
-        asyncio.run(dynamic_sampling(_group("a", [1, 1]), reroll, want=1, max_rolls=2))
+        _take({0: [1, 1], 1: [1, 1]}, want=1, max_rolls=2)
+
+
+def test_without_dynamic_sampling_flat_groups_are_trained_on():
+    taken, played = _take({0: [1, 1], 1: [0, 1]}, want=2, max_rolls=None)
+    assert [g.index for g in taken.kept] == [0, 1] and played == [0, 1]
+    assert "dynamic_sampling/rolls" not in taken.metrics
 
 
 def test_credit_keys_in_recipes():
@@ -100,16 +141,19 @@ def test_credit_keys_in_recipes():
     check_credit(CreditConfig(estimator="gigpo", options={"invalid_penalty": 0.2}))
 
 
-def test_prepare_chains_the_configured_shaping_steps():
-    from turnwise.trainer.credit_steps import prepare
-
+def test_the_credit_stage_chains_the_configured_shaping_steps():
     trajs = [traj("g", "a", [turn(30, invalid=True), turn(30, reward=1.0)]),
              traj("g", "b", [turn(5), turn(5)])]
     cfg = CreditConfig(invalid_penalty=0.25, overlong={"max_tokens": 60, "buffer": 20})
-    shaped, metrics = prepare(trajs, cfg, model=None, tokenizer=None, temperature=1.0)
+    stage = CreditStage(cfg, KLConfig(), backend=None, tokenizer=None, pad_id=0,
+                        temperature=1.0, recompute=False, correction=None)
+    out = stage(trajs)
     # a: 60 tokens -> overlong -(60 - 40) / 20 = -1; one invalid turn -> -.25: 1 - 1 - .25
-    assert shaped[0].outcome_reward == pytest.approx(-0.25)
-    assert shaped[1] is trajs[1] and metrics == {}  # b: 10 tokens, valid: untouched
-    advantages = credit.compute("grpo", shaped, {})
+    assert out.trajectories[0].outcome_reward == pytest.approx(-0.25)
+    assert out.trajectories[1] is trajs[1]  # b: 10 tokens, valid: untouched
     # GRPO on -0.25 and 0: -+0.25 / (sqrt(2 * .125^2) + 1e-6) = -+0.707104
-    assert advantages[0] == pytest.approx([-0.707104] * 2, abs=1e-5)
+    assert out.per_turn[0] == pytest.approx([-0.707104] * 2, abs=1e-5)
+    assert out.metrics == {"credit/flat_groups": 0.0}
+    # every response token of a carries a's advantage; prompts carry none
+    assert out.batch.advantages[0][out.batch.loss_mask[0] > 0].tolist() == pytest.approx(
+        [-0.707104] * 60, abs=1e-5)

@@ -1,4 +1,5 @@
-"""Policy losses, KL estimators, aggregation, entropy bonus and TIS against hand-computed values."""
+"""Policy losses, KL estimators, aggregation, entropy bonus and importance corrections against
+hand-computed values."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from turnwise.trainer.losses import (
     kl_estimate,
     policy_loss_names,
     ppo_clip,
-    truncated_is_weights,
 )
+from turnwise.trainer.losses.correction import Correction, importance_weights
 
 
 def _tokens(ratios, advantages):
@@ -145,11 +146,42 @@ def test_objective_adds_kl_term_and_entropy_bonus():
     assert objective.needs_entropy_grad
 
 
-def test_truncated_importance_weights_by_hand():
-    # old - rollout = ln 3 -> 3 capped at 2; ln 0.5 -> 0.5; masked token -> 0.
-    old = torch.tensor([[math.log(3.0), math.log(0.5), 7.0]])
-    weights = truncated_is_weights(old, torch.zeros(1, 3), torch.tensor([[1.0, 1.0, 0.0]]), 2.0)
-    assert torch.allclose(weights, torch.tensor([[2.0, 0.5, 0.0]]))
+# Two rows; proximal - behaviour per token (off the mask: anything, it must not count).
+_GAP = torch.tensor([[math.log(3.0), math.log(0.5), 7.0],
+                     [math.log(1.2), math.log(1.5), -4.0]])
+_MASK = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+
+
+def _weights(mode, level, cap=2.0):
+    return importance_weights(_GAP, torch.zeros(2, 3), _MASK, Correction(mode, level, cap))
+
+
+def test_token_level_importance_weights_by_hand():
+    # w = pi_prox / pi_behav per token: 3, 0.5 | 1.2, 1.5; 3 passes the cap of 2
+    truncated, stats = _weights("truncate", "token")
+    assert torch.allclose(truncated, torch.tensor([[2.0, 0.5, 0.0], [1.2, 1.5, 0.0]]))
+    assert stats == pytest.approx({"weight_mean": (2 + 0.5 + 1.2 + 1.5) / 4,
+                                   "truncated_frac": 1 / 4})
+    masked, stats = _weights("mask", "token")  # AReaL: a weight past the cap drops the token
+    assert torch.allclose(masked, torch.tensor([[0.0, 0.5, 0.0], [1.2, 1.5, 0.0]]))
+    assert stats == pytest.approx({"weight_mean": (0.5 + 1.2 + 1.5) / 4, "masked_frac": 1 / 4})
+
+
+def test_sequence_level_importance_weights_by_hand():
+    # row weights: 3 x 0.5 = 1.5 (under the cap), 1.2 x 1.5 = 1.8; with cap 1.6 the second passes
+    truncated, stats = _weights("truncate", "sequence", cap=1.6)
+    assert torch.allclose(truncated, torch.tensor([[1.5, 1.5, 0.0], [1.6, 1.6, 0.0]]))
+    assert stats == pytest.approx({"weight_mean": (1.5 * 2 + 1.6 * 2) / 4, "truncated_frac": 0.5})
+    masked, stats = _weights("mask", "sequence", cap=1.6)
+    assert torch.allclose(masked, torch.tensor([[1.5, 1.5, 0.0], [0.0, 0.0, 0.0]]))
+    assert stats["masked_frac"] == 0.5
+
+
+def test_corrections_refuse_what_they_cannot_mean():
+    with pytest.raises(ValueError, match="cap=1.0: must be > 1"):
+        Correction("mask", "token", 1.0)
+    with pytest.raises(ValueError, match="allowed are"):
+        Correction("clip", "token", 2.0)
 
 
 def test_tis_on_advantages_equals_weighting_the_clipped_loss():

@@ -18,8 +18,11 @@ from turnwise.trainer.recipe import RecipeError, load_recipe
     (["train.backend=deepspeed", "deepspeed.zero_stage=4"], "deepspeed.zero_stage: Input should be"),
     (["train.backend=deepspeed", "train.device=cpu"],
      "train.device='cpu' with train.backend='deepspeed'"),
-    (["loss.tis_cap=2.0"], "train.old_logprobs='rollout'; allowed: 'recompute'"),
-    (["loss.tis_cap=0.5", "train.old_logprobs=recompute"], "loss.tis_cap: Input should be greater"),
+    (["loss.is_correction={mode: mask}"], "train.old_logprobs='rollout'; allowed: 'recompute'"),
+    (["loss.is_correction={cap: 0.5}", "train.old_logprobs=recompute"],
+     "loss.is_correction.cap: Input should be greater"),
+    (["rollout.max_staleness=2", "deterministic=true"], "allowed: max_staleness 0"),
+    (["rollout.stale_groups=correct"], "needs loss.is_correction"),
     (["loss.policy=ppo2"], "loss.policy='ppo2': allowed are ['gspo', 'ppo_clip']"),
     (["kl.estimator=k4"], "kl.estimator: Input should be 'k1', 'k2', 'k3' or 'low_var_kl'"),
     (["kl.target=advantage"], "kl.target: Input should be 'loss' or 'reward'"),
@@ -41,7 +44,7 @@ def test_good_trainer_options_load():
         "train.backend=deepspeed", "deepspeed.zero_stage=3", "deepspeed.offload_params=true",
         "deepspeed.offload_optimizer=true", "loss.policy=gspo", "kl.coef=0.01", "kl.target=reward",
         "lora.enabled=true", "lora.target_modules=[q_proj, v_proj]", "train.packing=true",
-        "train.old_logprobs=recompute", "loss.tis_cap=2.0", "checkpoint.every=5", "resume=auto"])
+        "train.old_logprobs=recompute", "loss.is_correction={mode: truncate, cap: 2.0}", "checkpoint.every=5", "resume=auto"])
     assert cfg.deepspeed.zero_stage == 3 and cfg.lora.target_modules == ["q_proj", "v_proj"]
     assert cfg.train.packing is True and cfg.loss.policy == "gspo"
 

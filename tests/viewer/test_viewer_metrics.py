@@ -10,8 +10,7 @@ import pytest
 import torch
 from rich.console import Console
 from turnwise.rollouts import Trajectory, Turn
-from turnwise.rollouts.metrics import summarize
-from turnwise.trainer.report.episode_metrics import episode_extras, rollout_time_split
+from turnwise.rollouts.metrics import rollout_time_split, summarize
 from turnwise.trainer.report.metric_names import documented, render_markdown, undocumented
 from turnwise.trainer.report.progress import TrainProgress, summary_line
 
@@ -47,7 +46,7 @@ def test_episode_metrics_by_hand():
                    turns=[_turn(4, [ok, timeout], gen=1.0, env=0.5), _turn(2, gen=1.0)])
     b = Trajectory(uid="g", traj_id="b", mode="per_step", prompt_ids=[],
                    turns=[_turn(6, [errored], gen=2.0, env=1.5)])
-    out = {**summarize([a, b]), **episode_extras([a, b])}
+    out = summarize([a, b])
     assert out["rollout/turn_tokens"] == pytest.approx(4.0)  # (4 + 2 + 6) / 3 turns
     assert out["rollout/tool_error_rate"] == pytest.approx(2 / 3)  # timeout and error of 3 calls
     assert out["rollout/gen_seconds"] == pytest.approx(2.0)  # (1 + 1 + 2) / 2 episodes
@@ -55,7 +54,7 @@ def test_episode_metrics_by_hand():
     # engine 4 s, tools 2 s of episode time: the 9 s rollout splits 6 / 3
     split = rollout_time_split([a, b], 9.0)
     assert split == pytest.approx({"time/generation": 6.0, "time/tools": 3.0})
-    assert episode_extras([], "eval/")["eval/tool_error_rate"] == 0.0
+    assert summarize([], "eval/") == {"eval/episodes": 0.0}
 
 
 def test_summary_line_by_hand():

@@ -3,12 +3,13 @@
 from . import policy as _policy  # noqa: F401  (registers ppo_clip and gspo)
 from .aggregate import AGGREGATIONS, aggregate
 from .kl import KL_ESTIMATORS, kl_estimate
-from .objective import RLObjective, Totals, sft_objective, truncated_is_weights
+from .correction import Correction, importance_weights
+from .objective import RLObjective, Totals, sft_objective
 from .policy import clipped_surrogate, gspo, ppo_clip
 from .registry import get_policy_loss, policy_loss_names, register_policy_loss
 
 __all__ = [
-    "AGGREGATIONS", "KL_ESTIMATORS", "RLObjective", "Totals", "aggregate", "clipped_surrogate",
-    "get_policy_loss", "gspo", "kl_estimate", "policy_loss_names", "ppo_clip",
-    "register_policy_loss", "sft_objective", "truncated_is_weights",
+    "AGGREGATIONS", "KL_ESTIMATORS", "Correction", "RLObjective", "Totals", "aggregate",
+    "clipped_surrogate", "get_policy_loss", "gspo", "importance_weights", "kl_estimate",
+    "policy_loss_names", "ppo_clip", "register_policy_loss", "sft_objective",
 ]

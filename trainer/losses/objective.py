@@ -83,15 +83,3 @@ class SFTObjective:
 
 
 sft_objective = SFTObjective()
-
-
-def truncated_is_weights(old_logprobs: torch.Tensor, rollout_logprobs: torch.Tensor,
-                         mask: torch.Tensor, cap: float) -> torch.Tensor:
-    """Truncated importance sampling: min(pi_old / pi_rollout, cap) per token, 0 off the mask.
-
-    Corrects for the inference engine sampling from a slightly different distribution than the
-    trainer computes (kernels, precision). Multiplying a token's advantage by this weight is the
-    same as multiplying its clipped loss (verl's TIS), since the weight is positive and constant.
-    """
-    ratio = torch.exp((old_logprobs - rollout_logprobs).clamp(max=20.0))
-    return ratio.clamp(max=cap) * mask

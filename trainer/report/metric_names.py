@@ -35,8 +35,6 @@ EPISODE: dict[str, str] = {
 METRICS: dict[str, str] = {
     "iteration": "RL iteration (SFT records use -1, the evaluation before training 0)",
     "policy_version": "weights version the engine serves after this iteration's sync",
-    "rollout/stale_dropped": "episodes refused for being more than rollout.max_staleness "
-                             "versions behind the trainer",
     **{f"rollout/{k}": v for k, v in EPISODE.items()},
     **{f"eval/{k}": f"{v} (evaluation tasks)" for k, v in EPISODE.items()},
     "train/loss": "policy-gradient loss, token mean (same value as train/pg_loss)",
@@ -60,7 +58,8 @@ METRICS: dict[str, str] = {
     "train/skipped_steps": "optimizer steps skipped for a non-finite gradient",
     "train/trained_tokens": "tokens with loss mask 1 in the batch",
     "train/lr": "learning rate",
-    "time/rollout": "seconds of the rollout phase (wall)",
+    "train/skipped_no_data": "1 when every episode of the step failed: no update, no sync",
+    "time/rollout": "seconds the step waited for its groups (the whole rollout when synchronous)",
     "time/generation": "time/rollout times the share of episode time spent waiting for the engine",
     "time/tools": "time/rollout times the share of episode time spent in tools and the environment",
     "time/credit": "seconds computing advantages and building the batch",
@@ -68,7 +67,7 @@ METRICS: dict[str, str] = {
     "time/sync": "seconds handing the new weights to the engine",
     "time/sample": "seconds saving the trajectory sample (its trainer log-probs included)",
     "time/iteration": "seconds of the whole iteration",
-    "perf/gen_tokens_per_s": "generated tokens per second of rollout",
+    "perf/gen_tokens_per_s": "tokens of the step's groups per second the engine had work",
     "perf/train_tokens_per_s": "trained tokens per second of update",
     "perf/tokens_per_s": "generated plus trained tokens per second of iteration",
     "sft/loss_first": "SFT loss of the first step",
@@ -99,11 +98,26 @@ METRICS: dict[str, str] = {
     "tools/<tool>/latency_p90": "90th percentile call latency (s)",
     "tools/<tool>/latency_p99": "99th percentile call latency (s)",
     "tools/<tool>/latency_mean": "mean call latency (s)",
-    # credit steps (trainer/credit_steps.py, trainer/igpo_scoring.py)
+    # the credit stage (trainer/credit_stage.py, trainer/igpo_scoring.py)
     "credit/flat_groups": "share of groups whose episodes all scored alike (no outcome signal)",
-    "dynamic_sampling/rolls": "rollouts made this iteration (DAPO dynamic sampling)",
+    "dynamic_sampling/rolls": "groups examined this step / groups per step (DAPO dynamic "
+                              "sampling)",
     "dynamic_sampling/dropped_groups": "groups dropped because all their rewards were equal",
     "dynamic_sampling/kept_groups": "groups kept for training",
+    "offpolicy/weight_mean": "mean behaviour -> proximal importance weight per trained token "
+                             "(loss.is_correction)",
+    "offpolicy/truncated_frac": "share of trained tokens whose weight was truncated at the cap",
+    "offpolicy/masked_frac": "share of trained tokens dropped for a weight past the cap",
+    # the rollout stage (rollouts/producer.py, trainer/rollout_stage.py)
+    "async/staleness_mean": "mean age in policy versions of the groups trained on (their "
+                            "oldest turn)",
+    "async/staleness_max": "oldest group trained on, in policy versions",
+    "async/stale_dropped": "groups dropped for being older than rollout.max_staleness",
+    "async/stale_kept": "groups older than rollout.max_staleness kept and corrected",
+    "async/in_flight": "groups still being played when the step ended",
+    "async/replayed_groups": "groups a resumed run plays again (started, never trained on)",
+    "time/engine_idle_share": "share of the step's wall time with no generation in flight",
+    "time/trainer_idle_share": "share of the step's wall time the trainer waited for groups",
     "igpo/score_seconds": "seconds of IGPO's answer-scoring pass",
     "igpo/score_forwards": "forward passes of the scoring pass",
     "igpo/score_tokens": "tokens the scoring pass ran through the model",

@@ -1,0 +1,105 @@
+"""Building a run from a recipe: the parts `turnwise train` and `turnwise eval` share, each made
+once and complete when made.
+
+`basics` needs no weights (the suite, the chat format, the episode settings: the oracle's
+demonstrations need only these); `build_run` adds the engine, the orchestrator and, to train,
+the backend, all serving the model folder it is given (the recipe's, a cached SFT policy, a
+run's final policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..agent.chat import ChatFormatter
+from ..agent.engines import InferenceEngine, SamplingParams
+from ..envs.base import EnvSuite, make_suite, suite_tool_schemas
+from ..rollouts.arpo import ArpoSettings
+from ..rollouts.episode import EpisodeSettings
+from ..rollouts.orchestrator import Orchestrator
+from .config import Config, RolloutConfig
+from .dist import World
+from .engine_factory import build_engine
+from .models import load_tokenizer, pick_device
+
+
+@dataclass(frozen=True)
+class Basics:
+    """What a run needs before any weights."""
+
+    suite: EnvSuite
+    tokenizer: Any
+    formatter: ChatFormatter
+    settings: EpisodeSettings  # training rollouts
+    pad_id: int
+
+
+@dataclass
+class Run:
+    """A run's working parts, serving one model folder."""
+
+    basics: Basics
+    model_path: str
+    engine: InferenceEngine
+    orchestrator: Orchestrator
+    backend: Any | None  # None: evaluation only
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+
+def episode_settings(r: RolloutConfig, *, greedy: bool = False) -> EpisodeSettings:
+    """The episode settings of a recipe's rollouts; `greedy` for evaluation (temperature 0).
+
+    The one place a config becomes episode settings: training, in-training evaluation and
+    `turnwise eval` all come through here.
+    """
+    sampling = SamplingParams(temperature=0.0 if greedy else r.temperature, top_p=r.top_p,
+                              top_k=r.top_k, stop=tuple(r.stop))
+    return EpisodeSettings(mode=r.mode, history=r.history, max_turns=r.max_turns,
+                           max_tokens_per_turn=r.max_tokens_per_turn,
+                           max_episode_tokens=r.max_episode_tokens,
+                           show_admissible=r.show_admissible, sampling=sampling,
+                           template_mismatch=r.template_mismatch, step_timeout=r.step_timeout)
+
+
+def eval_settings(cfg: Config, *, sampled: bool = False) -> EpisodeSettings:
+    """Evaluation episodes: greedy unless `eval.greedy` is off or `sampled` asks otherwise."""
+    return episode_settings(cfg.rollout, greedy=cfg.eval.greedy and not sampled)
+
+
+def basics(cfg: Config, model_path: str) -> Basics:
+    """The suite, the tokenizer of `model_path` and the chat format over them."""
+    suite = make_suite(cfg.env.name, **cfg.env.options)
+    tokenizer = load_tokenizer(model_path)
+    # Tool suites with JSON calls (hermes) list their tool schemas through the chat template.
+    formatter = ChatFormatter(tokenizer, tools=suite_tool_schemas(suite))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else formatter.eos_id
+    return Basics(suite, tokenizer, formatter, episode_settings(cfg.rollout), pad_id)
+
+
+def orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None) -> Orchestrator:
+    """The orchestrator a recipe describes (engine None: it plays demonstrations only)."""
+    r = cfg.rollout
+    # Deterministic mode plays one episode at a time, so no request's numbers depend on which
+    # others the engine happened to batch it with.
+    return Orchestrator(engine, base.suite, base.formatter, base.settings,
+                        max_concurrency=1 if cfg.deterministic else r.max_concurrency,
+                        max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
+                        quiet=cfg.log.quiet,
+                        arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None)
+
+
+def build_run(cfg: Config, base: Basics, model_path: str, *, world: World = World(),
+              train: bool = True) -> Run:
+    """The engine and orchestrator serving `model_path`, and with `train` the backend too."""
+    from .backends.base import make_backend
+
+    engine = build_engine(cfg.engine, model_path, base.tokenizer, dtype=cfg.model.dtype,
+                          device=pick_device(cfg.engine.device, world.local_rank), seed=cfg.seed)
+    backend = None
+    if train:
+        backend = make_backend(cfg, model_path, world=world,
+                               device=pick_device(cfg.train.device, world.local_rank))
+    return Run(base, model_path, engine, orchestrator(cfg, base, engine), backend)

@@ -1,0 +1,63 @@
+"""The policy RL starts from: the recipe's model, or the model after SFT on the environment
+oracle's demonstrations, or the cached result of that very SFT.
+
+The demonstrations are played before any weights are loaded (the oracle needs none); they key
+the SFT cache, so a changed oracle or prompt format never loads a stale policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..rollouts.trajectory import Trajectory
+from .backends.base import rl_schedule
+from .build import Basics, Run, orchestrator
+from .config import Config
+from .dist import World
+from .sft import sft
+from .sft_cache import check_cacheable, save_sft, sft_cache_path, sft_seed
+
+
+@dataclass
+class ColdStart:
+    """Where RL's weights come from, and the SFT still to run (no demonstrations: none)."""
+
+    model_path: str
+    demos: list[Trajectory] = field(default_factory=list)
+    cache: Path | None = None  # the SFT cache folder this run reads or writes
+
+
+async def plan_cold_start(cfg: Config, base: Basics, model_path: str, *, world: World,
+                          resuming: bool, echo) -> ColdStart:
+    """Play the demonstrations SFT needs; a cached policy of the same SFT replaces them."""
+    if not cfg.sft.episodes or resuming:  # a resumed run has done it already
+        return ColdStart(model_path)
+    tasks = base.suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)
+    demos = await orchestrator(cfg, base, None).demonstrations(world.shard(tasks), tag="sft")
+    if not cfg.sft.cache:
+        return ColdStart(model_path, demos)
+    check_cacheable(cfg)
+    cache = sft_cache_path(cfg, model_path, demos)
+    if (cache / "config.json").exists():
+        echo(f"sft: cached policy {cache}")
+        return ColdStart(str(cache), [], cache)
+    return ColdStart(model_path, demos, cache)
+
+
+def run_sft(cfg: Config, run: Run, start: ColdStart, *, log: Any, echo) -> None:
+    """Imitate the demonstrations, then hand the weights to the engine as version 0."""
+    if not start.demos:
+        return
+    s = cfg.sft
+    backend = run.backend
+    stats = sft(backend, start.demos, epochs=s.epochs, lr=s.lr, rows_per_step=s.rows_per_step,
+                pad_id=run.basics.pad_id, seed=sft_seed(cfg), lr_schedule=s.lr_schedule)
+    backend.begin_phase(rl_schedule(cfg))  # RL starts with fresh optimizer moments
+    run.engine.load_weights(backend.state_dict_for_engine(), version=0)
+    if start.cache is not None:
+        save_sft(backend, run.basics.tokenizer, start.cache, cfg)
+    log.log({"iteration": -1, **stats})
+    echo(f"sft: {int(stats['sft/rows'])} rows, loss {stats['sft/loss_first']:.3f} -> "
+         f"{stats['sft/loss_last']:.3f}")
