@@ -141,10 +141,10 @@ class MCPServer:
             import httpx
             from mcp.client.streamable_http import streamable_http_client
 
-            async with httpx.AsyncClient(headers=self.headers, timeout=self.timeout,
-                                         follow_redirects=True) as client:
-                async with streamable_http_client(self.url, http_client=client) as (read, write, _):
-                    yield read, write
+            async with (httpx.AsyncClient(headers=self.headers, timeout=self.timeout,
+                                          follow_redirects=True) as client,
+                        streamable_http_client(self.url, http_client=client) as (read, write, _)):
+                yield read, write
 
     async def _drop(self) -> None:
         """Close the connection (waiting a little for a stdio server to be stopped)."""

@@ -56,8 +56,8 @@ def test_gem_guess_the_number_is_won_by_bisection():
 
 def test_gem_out_of_turns_ends_without_success():
     suite = make_suite("gym_text", gem="game:GuessTheNumber-v0-easy")  # 1..10 in 4 turns
-    first, *steps = asyncio.run(_play(suite, suite.tasks("train", 1, seed=2)[0],
-                                      lambda obs, state: "\\boxed{99}"))
+    _, *steps = asyncio.run(_play(suite, suite.tasks("train", 1, seed=2)[0],
+                                  lambda obs, state: "\\boxed{99}"))
     assert len(steps) == 4 and steps[-1].done and not steps[-1].info["success"]
     assert "outside the range" in steps[0].observation.text
     assert steps[-1].observation.text == "You have reached the maximum number of turns."

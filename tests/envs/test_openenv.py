@@ -102,10 +102,11 @@ def test_bad_urls_fields_and_a_missing_package_say_what_to_do(served, monkeypatc
 
 @pytest.mark.slow
 def test_a_server_that_dies_fails_only_the_episodes_it_held(tokenizer):
-    from tests.fakes import ScriptedEngine
     from turnwise.agent.chat import ChatFormatter
     from turnwise.rollouts.episode import EpisodeSettings
     from turnwise.rollouts.orchestrator import Orchestrator
+
+    from tests.fakes import ScriptedEngine
 
     server, url = _serve()
     try:
