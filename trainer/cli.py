@@ -1,4 +1,5 @@
-"""`turnwise train RECIPE [key=value ...]` and friends."""
+"""`turnwise train RECIPE [key=value ...]` and friends (`eval`, `serve`, `config`, `view`,
+`plot`)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def main(argv: list[str] | None = None) -> int:
                                "run's final policy (e.g. the SFT start: sft_policy in summary.json)")
     eval_cmd.add_argument("--out", help="JSON report path (default: in the run folder or log.dir)")
 
+    serve_cmd = commands.add_parser(
+        "serve", help="start the vLLM servers a recipe's engine.kind=server drives")
+    serve_cmd.add_argument("recipe")
+    serve_cmd.add_argument("overrides", nargs="*", help="key=value, as for train")
+    serve_cmd.add_argument("--servers", type=int, default=1,
+                           help="how many (they split the GPUs, or the CPU cores)")
+    serve_cmd.add_argument("--port", type=int, default=8000,
+                           help="port of the first server; server i listens on PORT + i")
+    serve_cmd.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (0.0.0.0 for trainers on other hosts)")
+    serve_cmd.add_argument("--model", metavar="MODEL_DIR",
+                           help="serve this model folder instead of the recipe's model")
+    serve_cmd.add_argument("--python", help="a Python with vLLM (default: this one if it has "
+                                            "vLLM, else ./.venv-vllm/bin/python)")
+    serve_cmd.add_argument("--kv-cache-gib", type=float,
+                           help="KV cache per server (default on CPU: 1; GPUs: vLLM sizes it)")
+
     add_report_commands(commands)  # view, plot
 
     args, extra = parser.parse_known_args(argv)
@@ -70,8 +88,23 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
         return 0
+    if args.command == "serve":
+        from .serve import serve
+
+        try:
+            return serve(cfg, servers=args.servers, port=args.port, host=args.host,
+                         model=args.model, python=args.python, kv_cache_gib=args.kv_cache_gib)
+        except (ValueError, RuntimeError, TimeoutError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    from .engine_factory import refuse_training
     from .loop import train
 
+    try:
+        refuse_training(cfg.engine)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     train(cfg)
     return 0
 

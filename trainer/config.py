@@ -39,10 +39,45 @@ class ModelConfig(Section):
 
 
 class EngineConfig(Section):
-    kind: Literal["hf", "vllm"] = "hf"
+    """The inference engine: `hf` and `vllm` run in the trainer's process; `server` drives vLLM
+    servers (`turnwise serve` starts them); `openai` evaluates any OpenAI-compatible chat
+    endpoint (text only: no token ids, no weights, so it cannot train). docs/servers.md."""
+
+    kind: Literal["hf", "vllm", "server", "openai"] = "hf"
     device: str = "auto"
+    # server: each server's --max-num-seqs (turnwise serve); openai: requests in flight at most
     max_batch: int = Field(64, ge=1)
     batch_wait_ms: float = Field(5.0, ge=0)
+    urls: list[str] = Field(default_factory=list)  # server: the vLLM servers' base URLs
+    # server: where new weights are written for the servers to read (default /dev/shm, so the
+    # same host); servers on other hosts need a folder all of them mount at the same path.
+    sync_dir: str | None = None
+    base_url: str | None = None  # openai: the endpoint, e.g. https://api.openai.com/v1
+    model: str | None = None  # openai: the model name the endpoint serves
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never logged)
+
+    @model_validator(mode="after")
+    def _keys_fit_kind(self) -> EngineConfig:
+        kind = self.kind
+        used = {"urls": "server", "sync_dir": "server", "base_url": "openai", "model": "openai"}
+        for key, owner in used.items():
+            if getattr(self, key) not in (None, []) and kind != owner:
+                raise ValueError(f"engine.{key} is set with engine.kind={kind!r}; it applies to "
+                                 f"engine.kind={owner!r} only")
+        if kind == "server" and not self.urls:
+            raise ValueError("engine.kind='server' needs engine.urls: the vLLM servers, e.g. "
+                             "[http://127.0.0.1:8000] (`turnwise serve RECIPE` prints them)")
+        if kind == "openai" and not (self.base_url and self.model):
+            raise ValueError("engine.kind='openai' needs engine.base_url and engine.model "
+                             f"(got base_url={self.base_url!r}, model={self.model!r})")
+        if kind in ("server", "openai"):
+            if self.device != "auto":
+                raise ValueError(f"engine.device={self.device!r} with engine.kind={kind!r}: "
+                                 "the servers choose their devices; allowed: 'auto'")
+            if self.batch_wait_ms != 5.0:
+                raise ValueError(f"engine.batch_wait_ms={self.batch_wait_ms} applies to "
+                                 f"engine.kind='hf' only, not {kind!r}")
+        return self
 
 
 class EnvConfig(Section):

@@ -22,7 +22,7 @@ def build_engine(engine: EngineConfig, model_path: str, tokenizer: Any, *, dtype
     elif kind == "server":  # the servers hold the seed and batch size they were started with
         options = {"urls": list(engine.urls), "dtype": dtype, "sync_dir": engine.sync_dir}
     else:
-        options = {"base_url": engine.base_url, "model": engine.model,
+        options = {"base_url": engine.base_url, "model_name": engine.model,
                    "api_key": api_key(engine.api_key_env), "max_concurrency": engine.max_batch}
     return make_engine(kind, model_path, tokenizer, **options)
 

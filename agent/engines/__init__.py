@@ -1,13 +1,14 @@
 """Inference engines behind one contract (`InferenceEngine`): `hf` (embedded), `vllm`
-(in-process) and `server` (vLLM servers over HTTP)."""
+(in-process) and `server` (vLLM servers over HTTP); `openai` (any OpenAI-compatible chat
+endpoint) is text only, for evaluation."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import Completion, FinishReason, InferenceEngine, SamplingParams
+from .base import ChatPrompt, Completion, FinishReason, InferenceEngine, SamplingParams
 
-ENGINES = ("hf", "vllm", "server")
+ENGINES = ("hf", "vllm", "server", "openai")
 
 
 def make_engine(kind: str, model: Any, tokenizer: Any = None, **options: Any) -> InferenceEngine:
@@ -25,7 +26,12 @@ def make_engine(kind: str, model: Any, tokenizer: Any = None, **options: Any) ->
         from .server import ServerEngine
 
         return ServerEngine(model, tokenizer, **options)
+    if kind == "openai":
+        from .openai_chat import OpenAIChatEngine
+
+        return OpenAIChatEngine(model, tokenizer, **options)
     raise ValueError(f"engine.kind={kind!r}: allowed are {list(ENGINES)}")
 
 
-__all__ = ["Completion", "FinishReason", "InferenceEngine", "SamplingParams", "make_engine"]
+__all__ = ["ChatPrompt", "Completion", "FinishReason", "InferenceEngine", "SamplingParams",
+           "make_engine"]

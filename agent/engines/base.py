@@ -71,6 +71,19 @@ class Completion:
     info: dict = field(default_factory=dict)
 
 
+class ChatPrompt(list):
+    """Prompt token ids that also carry the chat messages they render.
+
+    Every engine reads the ids; a text-only engine (`openai`, for evaluation) sends the
+    messages instead, since a chat endpoint takes messages, not ids. `rollouts.Episode` builds
+    its prompts this way; an id list that is not a ChatPrompt has no messages.
+    """
+
+    def __init__(self, ids: Iterable[int], messages: list[dict]) -> None:
+        super().__init__(ids)
+        self.messages = [dict(m) for m in messages]  # a snapshot: the conversation goes on
+
+
 @runtime_checkable
 class InferenceEngine(Protocol):
     """What the rollout side needs from a model server; `hf`, `vllm` and `server` implement it."""

@@ -41,30 +41,45 @@ class ServerRefused(Exception):
     """The server answered that the request itself is wrong (4xx): retrying cannot help."""
 
 
-class HttpLoop:
-    """An event loop on a daemon thread, holding one aiohttp session for every server."""
+class LoopThread:
+    """An event loop on a daemon thread that callers on any loop or thread submit work to."""
 
-    def __init__(self, *, connect_timeout: float = 10.0, name: str = "turnwise-http") -> None:
-        self.connect_timeout = connect_timeout
+    def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
+
+    def call(self, coroutine: Coroutine) -> Any:
+        """Run `coroutine` on this loop and wait for it (from any thread but this loop's)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("LoopThread.call from its own thread would wait for ever")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    async def run(self, coroutine: Coroutine) -> Any:
+        """Run `coroutine` on this loop and await it from the caller's loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        if not self._thread.is_alive():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class HttpLoop(LoopThread):
+    """A `LoopThread` holding one aiohttp session for every server."""
+
+    def __init__(self, *, connect_timeout: float = 10.0, name: str = "turnwise-http") -> None:
+        super().__init__(name)
+        self.connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession = self.call(self._open())
 
     async def _open(self) -> aiohttp.ClientSession:
         # No cap on connections: the orchestrator bounds how many requests are in flight.
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
         return aiohttp.ClientSession(connector=connector)
-
-    def call(self, coroutine: Coroutine) -> Any:
-        """Run `coroutine` on this loop and wait for it (from any thread but this loop's)."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("HttpLoop.call from its own thread would wait for ever")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    async def run(self, coroutine: Coroutine) -> Any:
-        """Run `coroutine` on this loop and await it from the caller's loop."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
 
     async def request(self, method: str, url: str, *, body: Any = None,
                       params: dict[str, str] | None = None, timeout: float | None = None) -> Any:
@@ -83,10 +98,7 @@ class HttpLoop:
         return json.loads(text) if text else None
 
     def close(self) -> None:
-        """Close the session and stop the loop's thread."""
-        if not self._thread.is_alive():
-            return
-        self.call(self._session.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+        """Close the session, then stop the loop's thread."""
+        if self._thread.is_alive():
+            self.call(self._session.close())
+        super().close()

@@ -140,7 +140,7 @@ def vllm_python() -> str:
         return sys.executable
     local = Path(".venv-vllm/bin/python")
     if local.exists():
-        return str(local.resolve())
+        return str(local.absolute())  # not resolve(): the link names the venv
     raise RuntimeError("no Python with vLLM found: this interpreter lacks it and there is no "
                        "./.venv-vllm (`make vllm-venv` builds one); pass --python PATH")
 
