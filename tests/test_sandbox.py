@@ -73,8 +73,8 @@ def test_host_files_are_hidden(kind, tmp_path):
 def test_writes_outside_the_private_tmp_fail_and_tmp_is_private(kind):
     venv = Path(os.sys.prefix)
     marker = f"turnwise-probe-{uuid.uuid4().hex}"
-    code = (f"import os\n"
-            f"for p in ['/usr/lib/{marker}', {str(venv / marker)!r}, '/{marker}', '/dev/{marker}']:\n"
+    code = (f"import os, sys\n"
+            f"for p in ['/usr/lib/{marker}', sys.prefix + '/lib/{marker}', '/{marker}', '/dev/{marker}']:\n"
             f"    try:\n        open(p, 'w').write('x'); print('wrote', p)\n"
             f"    except OSError as e:\n        print(type(e).__name__, e.errno)\n"
             f"open('/tmp/{marker}', 'w').write('inside')\n"
@@ -82,9 +82,43 @@ def test_writes_outside_the_private_tmp_fail_and_tmp_is_private(kind):
     result, _ = run(kind, code)
     lines = result.stdout.splitlines()
     assert all(line.split()[0] in ("OSError", "PermissionError") for line in lines[:4]), lines
-    assert lines[4] == "True inside"  # unprivileged, and /tmp is writable inside
-    for host_path in (f"/usr/lib/{marker}", venv / marker, f"/{marker}", f"/tmp/{marker}"):
+    # Not uid 0, and /tmp is writable inside. (Run without root, unshare maps the host user to
+    # uid 0 of a user namespace, where it holds no capability.)
+    assert lines[4] == f"{os.geteuid() == 0 or kind == 'bwrap'} inside"
+    for host_path in (f"/usr/lib/{marker}", venv / "lib" / marker, f"/{marker}", f"/tmp/{marker}"):
         assert not os.path.exists(host_path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_venv_under_a_home_folder_is_seen_at_opt_venv_only(kind, tmp_path):
+    home = tmp_path / "home"
+    venv = home / ".cache" / "venv"
+    base = getattr(os.sys, "_base_executable", os.sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "turnwise_probe_marker.py").write_text("VALUE = 42\n")
+    code = (f"import os, subprocess, sys, turnwise_probe_marker\n"
+            f"print(sys.prefix, sys.executable, turnwise_probe_marker.VALUE)\n"
+            f"for p in [{str(home)!r}, {str(home / '.cache')!r}, {str(venv)!r}]:\n"
+            f"    print(p, os.path.exists(p))\n"
+            f"print(sorted(os.listdir('/opt/venv')))\n"
+            f"cmd = [sys.executable, '-c', 'import turnwise_probe_marker as m; print(m.VALUE)']\n"
+            f"print(subprocess.run(cmd, capture_output=True, text=True).stdout.strip())")
+
+    async def go():
+        async with LocalSandbox(LIMITS, isolation=kind, python=str(venv / "bin" / "python")) as box:
+            return await box.run(code)
+
+    result = asyncio.run(go())
+    lines = result.stdout.splitlines()
+    # A real virtual environment (its subprocesses find its packages), at a path that names
+    # nothing of the host; the home folder it lives in does not exist inside.
+    assert lines[0] == "/opt/venv /opt/venv/bin/python 42", result
+    assert lines[1:4] == [f"{p} False" for p in (home, home / ".cache", venv)], lines
+    # Only what the interpreter needs: its config, bin/python and the packages (no include/).
+    assert lines[4] == str(sorted({"bin", "lib", "pyvenv.cfg"} | (
+        {"lib64"} if (venv / "lib64").exists() else set()))), lines
+    assert lines[5] == "42", result
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -95,7 +95,7 @@ def _uid_of(path: str) -> int:
 
 
 def test_the_users_home_and_host_secrets_are_out_of_reach(tmp_path):
-    from turnwise.tools.python.isolation import python_paths
+    from turnwise.tools.python.isolation import interpreter
 
     home = Path(os.path.expanduser("~"))
     secret = tmp_path / "id_rsa"
@@ -110,8 +110,9 @@ def test_the_users_home_and_host_secrets_are_out_of_reach(tmp_path):
     lines = result.stdout.splitlines()
     assert all(line.endswith(" False") for line in lines[:7]), lines
     # The home exists inside only as the path to a Python installation that lives under it
-    # (pyenv), holding nothing else.
-    skeleton = sorted({Path(p).relative_to(home).parts[0] for p in python_paths(os.sys.executable)
+    # (pyenv), holding nothing else; a virtual environment appears at /opt/venv, wherever it is.
+    install = interpreter(os.sys.executable).install
+    skeleton = sorted({Path(p).relative_to(home).parts[0] for p in install
                        if Path(p).is_relative_to(home) and Path(p) != home})
     assert lines[7] == repr(skeleton), lines[7]
     assert lines[8] == "[]"  # the environment was cleared: no credentials inherited
@@ -133,7 +134,9 @@ def test_killing_the_parent_and_the_host_reaches_nothing():
         # unprivileged user may not signal; host pids do not exist there.
         lines = result.stdout.splitlines()
         assert lines[-1] == "still running" or result.died, result
-        assert all(not line.endswith(" sent") or line.startswith("-1") for line in lines), lines
+        # Without root the code may signal its own init, which the kernel ignores from inside.
+        allowed = ("-1",) if os.geteuid() == 0 else ("-1", "1")
+        assert all(not line.endswith(" sent") or line.split()[0] in allowed for line in lines), lines
         assert bystander.poll() is None and os.getpid() == me
         host_is_clean()
     finally:

@@ -1,9 +1,10 @@
 """The local sandbox: a separate, isolated process per session that runs Python cells.
 
-One `LocalSandbox` is one process tree under bwrap or unshare (see `isolation`). A stateless
-call starts one, runs a cell and closes it; a stateful session keeps it between calls. The
-host enforces a hard wall-clock limit on top of the runner's own limits: if a cell overruns
-it by `GRACE` seconds, the whole process tree is killed.
+One `LocalSandbox` is one process tree under bwrap or unshare (see `isolation`), in a memory
+cgroup of its own where the host allows one (see `cgroup`). A stateless call starts one, runs a
+cell and closes it; a stateful session keeps it between calls. The host enforces a hard
+wall-clock limit on top of the runner's own limits: if a cell overruns it by `GRACE` seconds,
+the whole process tree is killed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import cgroup
 from .isolation import command, resolve
 from .result import ExecResult, SandboxLimits
 
@@ -67,11 +69,17 @@ class LocalSandbox:
         self.proc: asyncio.subprocess.Process | None = None
         self._uid: int | None = None
         self._folder: str | None = None
+        self._cgroup: cgroup.MemoryCgroup | None = None
         self._lock = asyncio.Lock()
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def memory_peak_mb(self) -> float | None:
+        """The most memory the running sandbox held at once; None without a memory cgroup."""
+        return None if self._cgroup is None else self._cgroup.peak_bytes() / 2**20
 
     async def start(self) -> None:
         """Start the sandbox process and wait until its runner is ready."""
@@ -84,9 +92,15 @@ class LocalSandbox:
         config = {"memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
                   "processes": limits.processes, "open_files": limits.open_files,
                   "session_cpu_seconds": limits.session_cpu_seconds, "own_pid_namespace": True}
-        argv = [self.python, "-I", "-c", _RUNNER.read_text(), json.dumps(config)]
-        cmd, self._folder = command(self.isolation, python=self.python, argv=argv, uid=self._uid,
-                                    disk_mb=limits.disk_mb, extra_ro=self.ro_paths)
+        hierarchy = cgroup.available()
+        if isinstance(hierarchy, cgroup.Hierarchy):
+            self._cgroup = cgroup.MemoryCgroup.create(hierarchy, limits.memory_mb * 2**20)
+        cmd, self._folder = command(
+            self.isolation, python=self.python, uid=self._uid, disk_mb=limits.disk_mb,
+            disk_files=limits.disk_files, deny_shared_memory=self._cgroup is None,
+            program=["-I", "-c", _RUNNER.read_text(), json.dumps(config)], extra_ro=self.ro_paths)
+        if self._cgroup is not None:
+            cmd = self._cgroup.wrap(cmd)
         # JSON may escape each output byte as \uXXXX: room for that, both streams, and slack.
         reader_limit = 12 * limits.output_bytes * 2 + (1 << 20)
         self.proc = await asyncio.create_subprocess_exec(
@@ -111,6 +125,7 @@ class LocalSandbox:
             request = {"code": code, "wall": wall, "cpu": cpu_seconds or self.limits.cpu_seconds,
                        "output_bytes": self.limits.output_bytes}
             started = time.perf_counter()
+            kills = self._cgroup.oom_kills() if self._cgroup is not None else 0
             try:
                 self.proc.stdin.write((json.dumps(request) + "\n").encode())
                 await self.proc.stdin.drain()
@@ -126,20 +141,19 @@ class LocalSandbox:
                 raise
             if not line:
                 await self._kill()
+                oom = self._cgroup is not None and self._cgroup.oom_kills() > kills
+                error = (f"MemoryError: the sandbox held more than its {self.limits.memory_mb} MiB "
+                         "of memory and was stopped") if oom else await self._stderr() or None
                 return ExecResult(died=True, exit_status=self.proc.returncode,
-                                  error=await self._stderr() or None,
+                                  error_type="MemoryError" if oom else None, error=error,
                                   wall_seconds=time.perf_counter() - started)
             try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
+                return ExecResult.from_answer(json.loads(line))
+            except ValueError as exc:  # JSON garbage, or an answer forged by the code
                 await self._kill()
-                return ExecResult(died=True, error="the sandbox answered garbage",
+                return ExecResult(died=True, error_type="ProtocolError",
+                                  error=f"the sandbox answered an invalid result: {exc}",
                                   wall_seconds=time.perf_counter() - started)
-            error = data.get("error") or {}
-            return ExecResult(stdout=data["stdout"], stderr=data["stderr"], value=data["value"],
-                              error_type=error.get("type"), error=error.get("message"),
-                              stdout_bytes=data["stdout_bytes"], stderr_bytes=data["stderr_bytes"],
-                              wall_seconds=data["wall_seconds"], cpu_seconds=data["cpu_seconds"])
 
     async def close(self) -> None:
         """End the sandbox: every process in it dies, its /tmp is gone."""
@@ -160,6 +174,10 @@ class LocalSandbox:
         await self.close()
 
     def _release(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.kill()
+            self._cgroup.remove()
+            self._cgroup = None
         if self._uid is not None:
             _UIDS.release(self._uid)
             self._uid = None
@@ -177,17 +195,23 @@ class LocalSandbox:
             except ProcessLookupError:
                 pass
             await proc.wait()
+        # The namespace's processes die asynchronously after its init; with a cgroup or a uid
+        # of our own we can make sure, before either is reused, that none is left.
+        deadline = time.monotonic() + 2.0
+        while (left := self._leftover()) and time.monotonic() < deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            await asyncio.sleep(0.002)
+
+    def _leftover(self) -> list[int]:
+        """Live host pids of this sandbox, as far as its cgroup and uid tell."""
+        pids = set(self._cgroup.pids()) if self._cgroup is not None else set()
         if self._uid is not None:
-            # The namespace's processes die asynchronously after its init; with a uid of our
-            # own we can make sure, before the uid goes back to the pool, that none is left.
-            deadline = time.monotonic() + 2.0
-            while (left := _processes_of(self._uid)) and time.monotonic() < deadline:
-                for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                await asyncio.sleep(0.01)
+            pids.update(_processes_of(self._uid))
+        return sorted(pids)
 
     async def _stderr(self) -> str:
         if self.proc is None or self.proc.stderr is None:

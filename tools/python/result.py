@@ -12,10 +12,13 @@ class SandboxLimits:
 
     wall_seconds: float = 10.0  # one call, wall clock
     cpu_seconds: float = 10.0  # one call, CPU time of the runner process
-    memory_mb: int = 1024  # address space of each process
+    # Memory of the whole sandbox (processes, /tmp files, shared memory) where a memory cgroup
+    # is available (see `cgroup`); everywhere also the address space of each process.
+    memory_mb: int = 1024
     processes: int = 64  # processes and threads of the sandbox user
     file_mb: int = 16  # largest file a process may write (outputs included)
     disk_mb: int = 64  # size of the private /tmp
+    disk_files: int = 16384  # files and folders in the private /tmp (its inodes)
     open_files: int = 256
     output_bytes: int = 65536  # stdout (and stderr) kept per call
     session_cpu_seconds: float = 600.0  # CPU time of a whole stateful session
@@ -42,6 +45,15 @@ class SandboxLimits:
         return cls(**options)
 
 
+# What the runner answers for each cell (runner.py writes it): key -> (types, what is allowed).
+ANSWER = {"stdout": ((str,), "a str"), "stderr": ((str,), "a str"),
+          "value": ((str, type(None)), "a str or null"),
+          "error": ((dict, type(None)), "null or {'type': str, 'message': str}"),
+          "stdout_bytes": ((int,), "an int >= 0"), "stderr_bytes": ((int,), "an int >= 0"),
+          "wall_seconds": ((int, float), "a number >= 0"),
+          "cpu_seconds": ((int, float), "a number >= 0")}
+
+
 @dataclass
 class ExecResult:
     """What one cell did. `died` means the sandbox process ended (its state is gone)."""
@@ -57,6 +69,29 @@ class ExecResult:
     cpu_seconds: float = 0.0
     died: bool = False
     exit_status: int | None = None
+
+    @classmethod
+    def from_answer(cls, data: object) -> ExecResult:
+        """The result the runner reported; ValueError naming what is wrong with a forged one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"the answer is a {type(data).__name__}, not an object")
+        if set(data) != set(ANSWER):
+            raise ValueError(f"the answer has keys {sorted(data)}; expected {sorted(ANSWER)}")
+        for key, (types, allowed) in ANSWER.items():
+            value = data[key]
+            wrong = not isinstance(value, types) or isinstance(value, bool)
+            if isinstance(value, (int, float)):
+                wrong = wrong or not 0 <= value < float("inf")
+            elif isinstance(value, dict):
+                wrong = wrong or set(value) != {"type", "message"} or not all(
+                    isinstance(v, str) for v in value.values())
+            if wrong:
+                raise ValueError(f"the answer's {key!r} is {value!r:.80}; expected {allowed}")
+        error = data["error"] or {}
+        return cls(stdout=data["stdout"], stderr=data["stderr"], value=data["value"],
+                   error_type=error.get("type"), error=error.get("message"),
+                   stdout_bytes=data["stdout_bytes"], stderr_bytes=data["stderr_bytes"],
+                   wall_seconds=data["wall_seconds"], cpu_seconds=data["cpu_seconds"])
 
     @property
     def timed_out(self) -> bool:

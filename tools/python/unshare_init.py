@@ -4,10 +4,11 @@ Started as `unshare --mount --net --pid --ipc --uts --fork [--user --map-root-us
 <this file's text> <config as JSON>`, so it is pid 1 of fresh namespaces and may mount. It:
 
 1. makes every mount private, so nothing done here is seen by the host;
-2. builds a new root on a small tmpfs: the configured system paths bind-mounted read-only
-   (nosuid, nodev), a minimal /dev, a fresh /proc, and a size-limited tmpfs at /tmp;
-3. forks; the child chroots into the new root, drops to the sandbox uid (when root), forbids
-   privilege gain, and execs the runner; pid 1 reaps and exits with the runner's status.
+2. builds a new root on a small tmpfs: the configured host paths bind-mounted read-only
+   (nosuid, nodev) where the config places them, a minimal /dev, a fresh /proc, and a
+   size-limited tmpfs at /tmp;
+3. forks; the child chroots into the new root and execs `confine` (which drops to the sandbox
+   uid and execs the runner); pid 1 reaps and exits with the runner's status.
 """
 
 import ctypes
@@ -20,7 +21,6 @@ CONFIG = json.loads(sys.argv[1]) if __name__ == "__main__" else {}
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
-PR_SET_NO_NEW_PRIVS = 38
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -45,8 +45,8 @@ def locked_flags(path):
     return flags
 
 
-def bind_readonly(root, path):
-    target = root + path
+def bind_readonly(root, path, inside):
+    target = root + inside
     if os.path.isdir(path):
         os.makedirs(target, exist_ok=True)
     else:
@@ -65,20 +65,22 @@ def build_root():
     os.makedirs(root + "/tmp")
     mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={CONFIG['disk_mb']}m,mode=1777")
-    for path in CONFIG["ro_paths"]:
-        bind_readonly(root, path)
+    for path, inside in CONFIG["binds"]:
+        bind_readonly(root, path, inside)
     for target, link in CONFIG["symlinks"]:  # e.g. /bin -> usr/bin, as on the host
         os.symlink(target, root + link)
     os.makedirs(root + "/proc")
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in CONFIG["hidden"]:  # e.g. /proc/keys, which lists keys the user may view
+        mount(CONFIG["empty"], root + path, None, MS_BIND)
     os.makedirs(root + "/dev")
     mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
-    for dev in ("null", "zero", "full", "random", "urandom"):
+    for dev in CONFIG["devices"]:
         open(f"{root}/dev/{dev}", "a").close()
         mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in CONFIG["dev_links"]:
         os.symlink(target, f"{root}/dev/{name}")
+    mount(None, root + "/dev", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
     mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     return root
 
@@ -86,13 +88,6 @@ def build_root():
 def child(root):
     os.chroot(root)
     os.chdir("/tmp")
-    uid = CONFIG.get("uid")
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     argv = CONFIG["argv"]
     os.execve(argv[0], argv, CONFIG["env"])
 
