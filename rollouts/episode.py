@@ -131,9 +131,11 @@ class Episode:
             self._stop("prompt_too_long" if completion.info.get("prompt_too_long") else "empty")
             return None
         self.reply_text = completion.info.get("text")
-        if len(completion.token_ids) > budget and not completion.info.get("demonstration"):
+        whole = completion.info.get("demonstration") or self.reply_text is not None
+        if len(completion.token_ids) > budget and not whole:
             # An engine that overran max_tokens must not blow the episode's token budget
-            # (an expert's demonstration is kept whole: it is what the model should learn).
+            # (an expert's demonstration is kept whole: it is what the model should learn; so
+            # is a text engine's reply: the endpoint kept to max_tokens in its own tokens).
             completion = replace(
                 completion, token_ids=completion.token_ids[:budget],
                 logprobs=completion.logprobs[:budget], finish_reason="length",

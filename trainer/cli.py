@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         refuse_training(cfg.engine)
-    except ValueError as exc:
+    except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     train(cfg)

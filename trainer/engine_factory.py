@@ -7,6 +7,7 @@ from typing import Any
 
 from ..agent.engines import InferenceEngine, make_engine
 from .config import EngineConfig
+from .recipe import RecipeError
 
 
 def build_engine(engine: EngineConfig, model_path: str, tokenizer: Any, *, dtype: str,
@@ -30,7 +31,7 @@ def build_engine(engine: EngineConfig, model_path: str, tokenizer: Any, *, dtype
 def refuse_training(engine: EngineConfig) -> None:
     """Stop a training run at start if its engine cannot serve one."""
     if engine.kind == "openai":
-        raise ValueError("engine.kind='openai' cannot train: a chat endpoint returns text, not "
+        raise RecipeError("engine.kind='openai' cannot train: a chat endpoint returns text, not "
                          "the token ids and logprobs the update needs, and its weights cannot "
                          "be replaced; use it with `turnwise eval`, and train with engine.kind "
                          "hf, vllm or server")
@@ -40,7 +41,7 @@ def api_key(variable: str) -> str:
     """The key in environment variable `variable` (its value never appears in a message)."""
     key = os.environ.get(variable)
     if not key:
-        raise ValueError(f"engine.api_key_env={variable!r}: that environment variable is unset "
+        raise RecipeError(f"engine.api_key_env={variable!r}: that environment variable is unset "
                          "or empty; export the endpoint's key in it (a local vLLM server "
                          "started without --api-key accepts any value)")
     return key

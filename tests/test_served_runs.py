@@ -1,0 +1,132 @@
+"""Whole runs against a real vLLM server: `turnwise eval` through the official `openai` client
+(engine.kind=openai), the same episodes through the token path (engine.kind=server), and a
+short RL run whose weights reach the server after every update.
+
+The trainer side runs in this venv, the server from .venv-vllm, as a deployment would; one
+server serves the module. Skipped where no Python with vLLM is found (`make vllm-venv`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+import torch
+from vllm_servers import has_vllm_python, running_servers
+
+from turnwise.trainer.build import basics, build_run, eval_settings
+from turnwise.trainer.cli import main
+from turnwise.trainer.models import resolve_model
+from turnwise.trainer.recipe import load_recipe
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.skipif(
+    not has_vllm_python(), reason="no Python with vLLM here (`make vllm-venv` builds .venv-vllm)")]
+
+RECIPE = ["household_gigpo", "preset=cpu-tiny"]
+KEY = "sk-turnwise-test-4f1c9e"  # any key: the local server has none; it must never be printed
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    return resolve_model(load_recipe(RECIPE[0], RECIPE[1:]).model)
+
+
+@pytest.fixture(scope="module")
+def server(model_path, tmp_path_factory):
+    with running_servers(model_path, 1, str(tmp_path_factory.mktemp("vllm")),
+                         max_model_len=1024) as started:
+        yield started[0]
+
+
+def play(overrides: list[str], tasks: int = 3):
+    """Sampled episodes (seed 7, one at a time) with `overrides`; each turn's text and action."""
+    cfg = load_recipe(RECIPE[0], [*RECIPE[1:], "rollout.max_concurrency=1", *overrides])
+    path = resolve_model(cfg.model)
+    base = basics(cfg, path)
+    run = build_run(cfg, base, path, train=False)
+
+    async def go():
+        try:
+            return await run.orchestrator.rollout(
+                base.suite.tasks(cfg.eval.split, tasks, 1), group_size=1, tag="served", seed=7,
+                settings=eval_settings(cfg, sampled=True), branch=False)
+        finally:
+            await run.close()
+
+    # The chat API drops special tokens and holds back a trailing partial character.
+    text = lambda ids: base.tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
+    return [[(text(t.response_ids), t.action) for t in traj.turns] for traj in asyncio.run(go())]
+
+
+def test_openai_kind_plays_the_episodes_the_token_path_plays(server, model_path, monkeypatch):
+    """Chat messages through the official client reach the model as the very ids the episode
+    renders: with the same seeds both paths sample the same replies and actions."""
+    monkeypatch.setenv("TW_TEST_KEY", KEY)
+    tokens = play(["engine.kind=server", f"engine.urls=[{server.url}]"])
+    chat = play(["engine.kind=openai", f"engine.base_url={server.url}/v1",
+                 f"engine.model={model_path}", "engine.api_key_env=TW_TEST_KEY"])
+    assert [len(t) for t in chat] == [len(t) for t in tokens] and sum(map(len, chat)) >= 3
+    assert chat == tokens
+
+
+def test_turnwise_eval_with_openai_kind_reports_and_never_shows_the_key(
+        server, model_path, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TW_TEST_KEY", KEY)
+    out = tmp_path / "eval.json"
+    code = main(["eval", *RECIPE, "engine.kind=openai", f"engine.base_url={server.url}/v1",
+                 f"engine.model={model_path}", "engine.api_key_env=TW_TEST_KEY",
+                 "--tasks", "4", f"--out={out}", f"log.dir={tmp_path}"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["episodes_total"] == 4 and len(report["episodes"]) == 4
+    assert all(e["turns"] >= 1 for e in report["episodes"])
+    shown = capsys.readouterr()
+    assert KEY not in shown.out + shown.err + out.read_text()
+    monkeypatch.delenv("TW_TEST_KEY")
+    assert main(["eval", *RECIPE, "engine.kind=openai", f"engine.base_url={server.url}/v1",
+                 f"engine.model={model_path}", "engine.api_key_env=TW_TEST_KEY",
+                 "--tasks", "1", f"log.dir={tmp_path}"]) == 2
+    assert "engine.api_key_env='TW_TEST_KEY'" in capsys.readouterr().err
+
+
+def test_training_with_openai_kind_stops_at_start_saying_why(server, model_path, tmp_path,
+                                                             capsys):
+    code = main(["train", *RECIPE, "engine.kind=openai", f"engine.base_url={server.url}/v1",
+                 f"engine.model={model_path}", f"log.dir={tmp_path}"])
+    assert code == 2
+    assert "engine.kind='openai' cannot train" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # stopped before a run folder was made
+
+
+def test_rl_through_the_server_engine_syncs_every_update(server, tmp_path):
+    """Two iterations: iteration k plays with version k-1, and after the run the server serves
+    the final policy, labelled with its version (its logprobs are the saved policy's)."""
+    from transformers import AutoModelForCausalLM
+
+    assert main(["train", *RECIPE, "engine.kind=server", f"engine.urls=[{server.url}]",
+                 "train.iterations=2", "sft.episodes=16", "sft.epochs=1", "sft.cache=false",
+                 "rollout.tasks_per_iteration=2", "rollout.group_size=4", "eval.tasks=0",
+                 f"log.dir={tmp_path}"]) == 0
+    run = next(tmp_path.glob("household_gigpo-*"))
+    for iteration in (1, 2):
+        lines = (run / "trajectories" / f"iter_{iteration:05d}.jsonl").read_text().splitlines()
+        assert {json.loads(line)["version"] for line in lines} == {iteration - 1}
+    label = json.load(urllib.request.urlopen(f"{server.url}/weight_info", timeout=30))
+    assert label == {"weight_version": "2"}
+    policy = AutoModelForCausalLM.from_pretrained(run / "policy").eval()
+    prompt = [5, 6, 7, 8, 9, 10]
+    request = urllib.request.Request(
+        f"{server.url}/inference/v1/generate", headers={"content-type": "application/json"},
+        data=json.dumps({"token_ids": prompt, "sampling_params": {
+            "max_tokens": 8, "temperature": 1.0, "seed": 1, "logprobs": 0,
+            "detokenize": False}}).encode())
+    choice = json.load(urllib.request.urlopen(request, timeout=60))["choices"][0]
+    ids = torch.tensor([prompt + choice["token_ids"]])
+    with torch.no_grad():
+        logits = policy(ids).logits[0, len(prompt) - 1:-1]
+    expected = torch.log_softmax(logits.float(), -1).gather(
+        -1, torch.tensor(choice["token_ids"]).unsqueeze(-1)).squeeze(-1)
+    got = torch.tensor([c["logprob"] for c in choice["logprobs"]["content"]])
+    assert torch.allclose(got, expected, atol=2e-3)
