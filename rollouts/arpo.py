@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,7 @@ def branch_probability(delta_entropy: float, *, alpha: float, beta: float) -> fl
 async def arpo_rollout(
     orchestrator: Orchestrator,
     ctx: RunContext,
-    act: Act,
+    act_for: Callable[[str], Act],
     tasks: Sequence[Task],
     *,
     samples: int,
@@ -85,7 +85,7 @@ async def arpo_rollout(
 
     def start_fresh(i: int) -> None:
         n, traj_id, sample_seed = reserve(i)
-        episode = orchestrator.new_episode(act, tasks[i], settings, uid=f"{tag}/{i}",
+        episode = orchestrator.new_episode(act_for(traj_id), tasks[i], settings, uid=f"{tag}/{i}",
                                            traj_id=traj_id, seed=sample_seed)
         launch(i, n, episode)
 

@@ -94,17 +94,23 @@ class Orchestrator:
             raise ValueError("Orchestrator.engine is None: it can play demonstrations only; "
                              "give it an inference engine to roll out a policy")
 
-        async def act(prompt_ids: list[int], obs: Observation,
-                      params: SamplingParams) -> Completion:
-            with self.clock.generating():
-                return await self.engine.generate(prompt_ids, params)
+        def act_for(session: str) -> Act:
+            """The policy of one episode; its requests name it, so a server engine keeps an
+            episode's turns (and an ARPO branch's, which shares the act) on one server."""
+
+            async def act(prompt_ids: list[int], obs: Observation,
+                          params: SamplingParams) -> Completion:
+                with self.clock.generating():
+                    return await self.engine.generate(prompt_ids, params, session=session)
+
+            return act
 
         if self.arpo is not None and branch:
             return await self._measured(tag, lambda ctx: arpo_rollout(
-                self, ctx, act, tasks, samples=group_size, tag=tag, seed=seed, settings=settings),
-                progress)
-        return await self._run(tasks, group_size, tag, seed, settings, lambda _task: act,
-                               progress)
+                self, ctx, act_for, tasks, samples=group_size, tag=tag, seed=seed,
+                settings=settings), progress)
+        return await self._run(tasks, group_size, tag, seed, settings,
+                               lambda _task, traj_id: act_for(traj_id), progress)
 
     async def demonstrations(
         self, tasks: Sequence[Task], *, tag: str, settings: EpisodeSettings | None = None
@@ -112,7 +118,7 @@ class Orchestrator:
         """One episode per task played by the suite's oracle, tokenised as model responses."""
         settings = settings or self.settings
         return await self._run(tasks, 1, tag, None, settings,
-                               lambda task: oracle_act(self.suite.oracle(task), self.formatter))
+                               lambda task, _id: oracle_act(self.suite.oracle(task), self.formatter))
 
     def new_episode(self, act: Act, task: Task, settings: EpisodeSettings, *, uid: str,
                     traj_id: str, seed: int | None) -> Episode:
@@ -148,7 +154,7 @@ class Orchestrator:
         if group_size < 1:
             raise ValueError(f"rollout.group_size={group_size}: must be >= 1")
         episodes = [
-            self.new_episode(make_act(task), task, settings, uid=f"{tag}/{i}",
+            self.new_episode(make_act(task, f"{tag}/{i}/{j}"), task, settings, uid=f"{tag}/{i}",
                              traj_id=f"{tag}/{i}/{j}",
                              seed=None if seed is None else seed + i * group_size + j)
             for i, task in enumerate(tasks) for j in range(group_size)

@@ -23,7 +23,8 @@ class ScriptedEngine:
         self.calls: list[tuple[list[int], SamplingParams, Completion]] = []
         self.version = 0
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, *,
+                       session: str | None = None) -> Completion:
         await asyncio.sleep(0)
         index = len(self.calls)
         text = self.reply(list(prompt_ids), index)

@@ -20,7 +20,7 @@ class RecordingEngine:
     def __init__(self, inner):
         self.inner, self.calls, self.version = inner, [], 0
 
-    async def generate(self, prompt_ids, params):
+    async def generate(self, prompt_ids, params, *, session=None):
         completion = await self.inner.generate(prompt_ids, params)
         self.calls.append((list(prompt_ids), completion))
         return completion

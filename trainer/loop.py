@@ -181,6 +181,7 @@ class Trainer:
                              correction=Correction(**fix.model_dump()) if fix else None)
         progress = TrainProgress(cfg.train.iterations, quiet=quiet, echo=echo, start=first)
         progress.watch(run.backend)  # optimizer steps on the bar during the update
+        suite_tool_metrics(run.basics.suite, reset=True)  # tools/...: training episodes only
         # CUDA's current device is per thread: the worker trains on this rank's GPU.
         worker = ThreadPoolExecutor(1, thread_name_prefix="trainer",
                                     initializer=_bind_device, initargs=(world.local_rank,))

@@ -44,7 +44,7 @@ class Recording:
     def __init__(self, engine) -> None:
         self.engine, self.calls = engine, []
 
-    async def generate(self, prompt_ids, params):
+    async def generate(self, prompt_ids, params, *, session=None):
         completion = await self.engine.generate(prompt_ids, params)
         self.calls.append((list(prompt_ids), list(completion.token_ids)))
         return completion
@@ -106,7 +106,7 @@ class Says:
     def __init__(self, tokenizer, text: str) -> None:
         self.ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
 
-    async def generate(self, prompt_ids, params):
+    async def generate(self, prompt_ids, params, *, session=None):
         return Completion(list(self.ids), [0.0] * len(self.ids), "stop")
 
 

@@ -27,7 +27,8 @@ class RunawayEngine:
         self.overrun = overrun
         self.asked: list[int] = []
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, *,
+                       session: str | None = None) -> Completion:
         await asyncio.sleep(0)
         self.asked.append(params.max_tokens)
         n = params.max_tokens + self.overrun
@@ -88,7 +89,7 @@ def test_malformed_tool_calls_are_invalid_turns_not_crashes(tokenizer):
     class Scripted:
         version = 0
 
-        async def generate(self, prompt_ids, params):
+        async def generate(self, prompt_ids, params, *, session=None):
             text = script[min(len(calls), len(script) - 1)]
             calls.append(text)
             ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
