@@ -204,8 +204,10 @@ class Episode:
         self.obs = step.observation
         self.shown = self._show(self.obs)
         if self.settings.mode == "full_trajectory":
-            turn.observation_ids = self.conversation.add_turn(
-                turn.response_ids, [{"role": self.obs.role, "content": self.shown}])
+            # Tool results go back in the template's own tool-message format where it has one.
+            messages = self.formatter.observation_messages(
+                self.obs.role, self.shown, step.info.get("tool_calls"))
+            turn.observation_ids = self.conversation.add_turn(turn.response_ids, messages)
 
     def fork(self, traj_id: str, *, seed: int | None) -> Episode:
         """A copy that shares this episode's turns so far and continues on its own.

@@ -1,39 +1,24 @@
-"""Incremental templating, with two chat templates: the tiny ChatML one, and a Qwen3-style one
-that drops the reasoning of earlier assistant turns when a conversation is rendered whole."""
+"""Incremental templating: the tiny ChatML template, then Qwen3's real template (from the
+installed `trl`) on the tiny tokenizer, which has Qwen's markup as single tokens."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import trl
 from turnwise.agent.chat import ChatFormatter, Conversation, TemplateError, TemplateMismatch
 
-# Written for these tests: ChatML, except that an assistant message before the last user
-# message loses everything up to its closing </think>, as Qwen3's template does.
-THINK_DROPPING_TEMPLATE = (
-    "{%- set ns = namespace(last_user=-1) -%}"
-    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}"
-    "{%- set ns.last_user = loop.index0 -%}{%- endif -%}{%- endfor -%}"
-    "{%- for m in messages -%}"
-    "{%- if m['role'] == 'assistant' -%}"
-    "{%- set text = m['content'] -%}"
-    "{%- if loop.index0 < ns.last_user and '</think>' in text -%}"
-    "{%- set text = text.split('</think>')[-1] -%}{%- endif -%}"
-    "{{- '<|im_start|>assistant\\n' + text + '<|im_end|>\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
+TRL = Path(trl.__file__).parent / "chat_templates"
 FIRST = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "look"}]
+THOUGHT = "<think>\nthe desk\n</think>\n\n<action>go to desk 1</action>"
 
 
 @pytest.fixture()
-def thinking_tokenizer(tokenizer):
+def qwen3(tokenizer):
     twin = copy.deepcopy(tokenizer)
-    twin.chat_template = THINK_DROPPING_TEMPLATE
+    twin.chat_template = (TRL / "qwen3.jinja").read_text()
     return twin
 
 
@@ -46,17 +31,17 @@ def test_continuation_equals_whole_render(tokenizer):
     fmt = ChatFormatter(tokenizer)
     context = fmt.encode(FIRST)
     reply = response(tokenizer, "<action>go to desk 1</action>")
+    history = [*FIRST, {"role": "assistant", "content": "<action>go to desk 1</action>"}]
     observation = [{"role": "user", "content": "You arrive at desk 1."}]
-    context += reply + fmt.continuation(observation, response_ids=reply)
-    whole = fmt.encode(FIRST + [{"role": "assistant", "content": "<action>go to desk 1</action>"}]
-                       + observation)
-    assert context == whole
+    context += reply + fmt.continuation(history, observation, response_ids=reply).ids
+    assert context == fmt.encode(history + observation)
 
 
 def test_continuation_closes_a_response_cut_short(tokenizer):
     fmt = ChatFormatter(tokenizer)
     cut = tokenizer.encode("<action>go to", add_special_tokens=False)  # no eos: hit max_tokens
-    ids = fmt.continuation([{"role": "tool", "content": "ok"}], response_ids=cut)
+    history = [*FIRST, {"role": "assistant", "content": "<action>go to"}]
+    ids = fmt.continuation(history, [{"role": "tool", "content": "ok"}], response_ids=cut).ids
     assert ids[0] == fmt.eos_id  # the turn is closed for the model, as context (mask 0)
     assert tokenizer.decode(ids) == "<|im_end|>\n<|im_start|>tool\nok<|im_end|>\n<|im_start|>assistant\n"
 
@@ -100,32 +85,36 @@ def test_non_canonical_engine_ids_are_kept_and_recorded(tokenizer):
     assert conv.retokenized.position == len(prompt)  # parted where the response starts
 
 
-def test_think_dropping_template_extends_incrementally(thinking_tokenizer):
-    fmt = ChatFormatter(thinking_tokenizer)
-    reply = response(thinking_tokenizer, "<think>the desk</think><action>go to desk 1</action>")
-    observation = [{"role": "user", "content": "You arrive at desk 1."}]
-    ids = fmt.continuation(observation, response_ids=reply)
-    assert thinking_tokenizer.decode(ids) == (
-        "\n<|im_start|>user\nYou arrive at desk 1.<|im_end|>\n<|im_start|>assistant\n")
+def test_qwen3_keeps_reasoning_through_a_tool_loop(qwen3):
+    """Issue 36, 1: Qwen3 writes the last reply with an empty thought and earlier ones without,
+    so the turn end is located, not taken as a prefix; within a tool loop it renders exactly."""
+    fmt = ChatFormatter(qwen3)
+    conv = Conversation(fmt, FIRST, on_mismatch="fail")
+    for turn in range(3):
+        reply = response(qwen3, THOUGHT.replace("desk 1", f"desk {turn}"))
+        after = conv.add_turn(reply, [{"role": "tool", "content": f"You arrive at desk {turn}."}])
+        assert qwen3.decode(after) == (f"\n<|im_start|>user\n<tool_response>\nYou arrive at desk "
+                                       f"{turn}.\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
+    assert conv.ids == fmt.encode(conv.messages) and conv.rewrite is None
 
 
-def test_history_rewrite_is_kept_with_keep(thinking_tokenizer):
-    conv = Conversation(ChatFormatter(thinking_tokenizer), FIRST, on_mismatch="keep")
+def test_qwen3_history_rewrite_is_kept_with_keep(qwen3):
+    conv = Conversation(ChatFormatter(qwen3), FIRST, on_mismatch="keep")
     prompt = list(conv.ids)
-    reply = response(thinking_tokenizer, "<think>the desk</think><action>go to desk 1</action>")
+    reply = response(qwen3, THOUGHT)
     after = conv.add_turn(reply, [{"role": "user", "content": "You arrive at desk 1."}])
     assert conv.ids == prompt + reply + after  # the reasoning the engine saw stays in context
-    rendered = thinking_tokenizer.decode(ChatFormatter(thinking_tokenizer).encode(conv.messages))
-    assert "<think>" not in rendered  # while a whole re-render would have dropped it
+    rendered = qwen3.decode(ChatFormatter(qwen3).encode(conv.messages))
+    assert "the desk" not in rendered  # while a whole re-render drops it before a new query
     assert conv.rewrite is not None and conv.rewrite.turn == 0
     assert "<think>" in conv.rewrite.incremental and "<think>" not in conv.rewrite.rendered
 
 
-def test_history_rewrite_fails_loudly_with_fail(thinking_tokenizer):
-    conv = Conversation(ChatFormatter(thinking_tokenizer), FIRST, on_mismatch="fail")
-    reply = response(thinking_tokenizer, "<think>the desk</think><action>go to desk 1</action>")
-    with pytest.raises(TemplateMismatch, match="rewrites history"):
-        conv.add_turn(reply, [{"role": "user", "content": "You arrive at desk 1."}])
+def test_qwen3_history_rewrite_fails_loudly_with_fail(qwen3):
+    conv = Conversation(ChatFormatter(qwen3), FIRST, on_mismatch="fail")
+    with pytest.raises(TemplateMismatch, match=r"after turn 0 the chat template of .* \(ChatML\) "
+                                               "renders the conversation differently"):
+        conv.add_turn(response(qwen3, THOUGHT), [{"role": "user", "content": "You arrive."}])
 
 
 def test_unknown_mismatch_policy_is_rejected(tokenizer):

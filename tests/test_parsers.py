@@ -66,6 +66,15 @@ def test_hermes_parses_calls_after_thinking(registry):
     assert parsed.calls[0].id != parsed.calls[1].id
 
 
+def test_a_thought_the_prompt_opened_does_not_count(registry):
+    """DeepSeek-R1's and Qwen3.5's prompts open <think>: the reply starts inside the thought."""
+    reply = ('maybe <tool_call>{"name": "nope"}</tool_call>\n</think>\n\n'
+             '<tool_call>{"name": "search", "arguments": {"query": "Paris"}}</tool_call>')
+    assert [c.name for c in HermesParser(registry).parse(reply).calls] == ["search"]
+    assert XMLTagParser(registry, tags={"search": "search"}).parse(
+        "<search>x</search></think><answer>Paris</answer>").answer == "Paris"
+
+
 def test_hermes_answer_and_plain_text(registry):
     assert HermesParser(registry).parse("So: <answer> Paris </answer>").answer == "Paris"
     chat = HermesParser(registry, answer_tag=None)

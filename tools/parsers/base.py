@@ -83,8 +83,14 @@ class ParserBase:
 
     @staticmethod
     def strip_thinking(text: str) -> str:
-        """The response without closed <think> blocks (tool tags inside thoughts do not count)."""
-        return _THINK.sub("", text)
+        """The response without its thoughts (tool tags inside thoughts do not count).
+
+        Closed <think> blocks go, and so does everything before a `</think>` left without an
+        opening tag: templates such as DeepSeek-R1's and Qwen3.5's open the thought in the
+        prompt, so the response starts inside it.
+        """
+        text = _THINK.sub("", text)
+        return text.split("</think>", 1)[1] if "</think>" in text else text
 
     def find_answer(self, text: str) -> tuple[str | None, str | None]:
         """(answer, error): the content of the single answer tag, or an error when malformed."""

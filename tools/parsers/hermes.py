@@ -16,6 +16,11 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 class HermesParser(ParserBase):
     """JSON calls inside <tool_call> tags; results go back as role "tool" in <tool_response> tags.
 
+    The tags are this parser's own format, for templates that render a tool message like any
+    other; where the chat template formats tool messages itself (Qwen, Llama 3.1, DeepSeek), the
+    chat layer sends each result raw as its own tool message instead (see
+    `agent.chat.ChatFormatter.observation_messages`), so nothing is wrapped twice.
+
     With `answer_tag=None` a response without calls is the final answer (chat-assistant style);
     otherwise the final answer must be inside the answer tag (Search-R1 style rewards).
     `list_tools=False` leaves the schemas out of the instructions, for when the chat template
