@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from pathlib import Path
 
 import pytest
+import trl
 from fakes import CountingEnv, CountingSuite, ScriptedEngine
 from turnwise.agent.chat import ChatFormatter, TemplateMismatch
 from turnwise.agent.engines import SamplingParams
@@ -177,19 +179,14 @@ def test_unknown_schedule_and_bad_limits_are_rejected(tokenizer):
         orchestrator(tokenizer, CountingSuite(), max_tool_concurrency=0)
 
 
-THINKING = ("{%- for m in messages -%}"
-            "{%- set text = m['content'] -%}"
-            "{%- if m['role'] == 'assistant' and not loop.last and '</think>' in text -%}"
-            "{%- set text = text.split('</think>')[-1] -%}{%- endif -%}"
-            "{{- '<|im_start|>' + m['role'] + '\\n' + text + '<|im_end|>\\n' -}}"
-            "{%- endfor -%}"
-            "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}")
+# Qwen3's real template (TRL ships it): a reply before the latest user message loses its thought.
+QWEN3 = Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja"
 
 
 @pytest.mark.parametrize("policy", ["keep", "fail"])
 def test_history_rewriting_template_through_an_episode(tokenizer, policy):
     thinking = copy.deepcopy(tokenizer)
-    thinking.chat_template = THINKING
+    thinking.chat_template = QWEN3.read_text()
     engine = ScriptedEngine(thinking, lambda prompt, i: "<think>hm</think><action>look</action>")
     settings = EpisodeSettings(mode="full_trajectory", max_turns=4, template_mismatch=policy)
     orch = orchestrator(thinking, CountingSuite(), engine=engine, settings=settings)
