@@ -260,3 +260,47 @@ def test_k0_is_the_synchronous_loop(tmp_path):
         assert record["train/pg_loss"] == metrics["pg_loss"]
         assert record["train/grad_norm"] == metrics["grad_norm"] > 0
         assert record["train/entropy"] == metrics["entropy"]
+
+
+@pytest.mark.slow
+def test_a_killed_async_run_resumes_without_training_a_group_twice(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = [sys.executable, "-m", "turnwise.trainer.cli", "train", "household_grpo",
+           "train.iterations=4", "sft.episodes=0", "eval.tasks=0",
+           "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
+           "rollout.max_tokens_per_turn=8", "train.threads=1", "checkpoint.every=1",
+           "rollout.max_staleness=2", "train.old_logprobs=recompute",
+           "loss.is_correction={mode: mask}", "log.save_trajectories=100", "log.quiet=true",
+           f"log.dir={tmp_path}", "log.run_name=cut"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    checkpoint = tmp_path / "cut" / "checkpoints" / "iter_000002"
+    deadline = time.time() + 600
+    while not (checkpoint / "meta.json").exists() and killed.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    state = json.loads((checkpoint / "state_rank0.json").read_text())
+    done, replayed = GroupProducer.resume(state)
+
+    def trained(iteration):
+        path = tmp_path / "cut" / "trajectories" / f"iter_{iteration:05d}.jsonl"
+        return {int(json.loads(line)["uid"].split("/")[0][1:]) for line in path.open()}
+
+    before = trained(1) | trained(2)
+    assert done == before and len(before) == 4  # the checkpoint knows exactly what was trained
+    resumed = subprocess.run(cli + ["resume=auto"], capture_output=True, text=True, timeout=600,
+                             env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = _records(tmp_path / "cut")
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4]
+    # Groups started but not trained when the run was killed are played again, and counted.
+    assert replayed >= 1 and records[2]["async/replayed_groups"] == replayed
+    after = trained(3) | trained(4)
+    assert len(after) == 4 and not after & before  # no group trained twice
