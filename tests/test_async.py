@@ -304,3 +304,32 @@ def test_a_killed_async_run_resumes_without_training_a_group_twice(tmp_path):
     assert replayed >= 1 and records[2]["async/replayed_groups"] == replayed
     after = trained(3) | trained(4)
     assert len(after) == 4 and not after & before  # no group trained twice
+
+
+@pytest.mark.slow
+@pytest.mark.deepspeed
+def test_two_deepspeed_ranks_train_asynchronously(tmp_path):
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("deepspeed is not installed (the `deepspeed` extra)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "turnwise.trainer.cli", "train", "household_grpo", "train.backend=deepspeed",
+         "deepspeed.zero_stage=2", "train.iterations=3", "sft.episodes=0", "eval.tasks=0",
+         "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
+         "rollout.max_tokens_per_turn=8", "rollout.max_staleness=1", "checkpoint.every=1",
+         "train.old_logprobs=recompute", "loss.is_correction={mode: mask}", "train.threads=1",
+         "log.quiet=true", f"log.dir={tmp_path}", "log.run_name=r"],
+        capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    records = _records(tmp_path / "r")
+    # Each rank plays and trains its own task (2 episodes); the log sums them, once, on rank 0.
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    assert all(r["rollout/episodes"] == 4 and r["async/staleness_max"] <= 1 for r in records)
+    assert records[-1]["policy_version"] == 3
+    assert (tmp_path / "r" / "checkpoints" / "iter_000003" / "state_rank1.json").exists()
