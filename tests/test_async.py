@@ -333,3 +333,29 @@ def test_two_deepspeed_ranks_train_asynchronously(tmp_path):
     assert all(r["rollout/episodes"] == 4 and r["async/staleness_max"] <= 1 for r in records)
     assert records[-1]["policy_version"] == 3
     assert (tmp_path / "r" / "checkpoints" / "iter_000003" / "state_rank1.json").exists()
+
+
+@pytest.mark.slow
+def test_the_engine_sleeps_through_each_synchronous_update(tmp_path, monkeypatch):
+    from turnwise.agent.engines.hf import HFEngine
+    from turnwise.trainer.loop import train
+    from turnwise.trainer.recipe import RecipeError
+
+    calls = []
+    for name in ("sleep", "wake"):
+        real = getattr(HFEngine, name)
+
+        async def logged(self, _real=real, _name=name):
+            calls.append(_name)
+            return await _real(self)
+
+        monkeypatch.setattr(HFEngine, name, logged)
+    train(_cfg(tmp_path, "slept", "engine.sleep_during_update=true", "deterministic=true"),
+          echo=lambda *a: None)
+    assert calls == ["sleep", "wake"] * 3
+    train(_cfg(tmp_path, "awake", "deterministic=true"), echo=lambda *a: None)
+    for slept, awake in zip(_records(tmp_path / "slept"), _records(tmp_path / "awake")):
+        assert slept["train/pg_loss"] == awake["train/pg_loss"]
+        assert slept["rollout/response_tokens"] == awake["rollout/response_tokens"]
+    with pytest.raises(RecipeError, match="sleep_during_update=true with rollout.max_staleness"):
+        _cfg(tmp_path, "x", "engine.sleep_during_update=true", "rollout.max_staleness=1")

@@ -55,6 +55,9 @@ class EngineConfig(Section):
     base_url: str | None = None  # openai: the endpoint, e.g. https://api.openai.com/v1
     model: str | None = None  # openai: the model name the endpoint serves
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never logged)
+    # Colocated and synchronous: put the engine to sleep for the update (vLLM frees its KV cache
+    # and offloads weights), so the trainer has the accelerator's memory.
+    sleep_during_update: bool = False
 
     @model_validator(mode="after")
     def _keys_fit_kind(self) -> EngineConfig:
@@ -367,6 +370,11 @@ class Config(Section):
             raise ValueError("rollout.stale_groups='correct' keeps groups past "
                              "rollout.max_staleness, which needs loss.is_correction; allowed: "
                              "'drop', or set loss.is_correction")
+        if self.engine.sleep_during_update and self.rollout.max_staleness:
+            raise ValueError(f"engine.sleep_during_update=true with rollout.max_staleness="
+                             f"{self.rollout.max_staleness}: asynchronous training generates "
+                             f"during the update; allowed: max_staleness 0, or "
+                             f"sleep_during_update false")
         if self.deterministic and self.rollout.max_staleness:
             raise ValueError(f"deterministic=true with rollout.max_staleness="
                              f"{self.rollout.max_staleness}: asynchronous training overlaps "

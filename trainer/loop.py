@@ -157,6 +157,7 @@ class Trainer:
     progress: TrainProgress
     worker: ThreadPoolExecutor
     replayed: int = 0  # groups a resumed run plays again (reported once)
+    sleep_engine: bool = False  # engine.sleep_during_update
 
     @classmethod
     def build(cls, cfg: Config, run: Run, world: World, log, producer_state, *, first: int,
@@ -185,7 +186,8 @@ class Trainer:
         # CUDA's current device is per thread: the worker trains on this rank's GPU.
         worker = ThreadPoolExecutor(1, thread_name_prefix="trainer",
                                     initializer=_bind_device, initargs=(world.local_rank,))
-        return cls(run, world, log, producer, policy, credit, progress, worker, replayed)
+        return cls(run, world, log, producer, policy, credit, progress, worker, replayed,
+                   cfg.engine.sleep_during_update)
 
     async def step(self, iteration: int) -> dict[str, Any]:
         """One step; the record it logs."""
@@ -209,10 +211,14 @@ class Trainer:
         await self._on_worker(self.log.save_trajectories, iteration + 1, credited.trajectories,
                               credited.per_turn, credited.batch,
                               backend if self.world.size == 1 else None, self.run.basics.tokenizer)
-        # 3. Update the policy, while the producer keeps playing.
+        # 3. Update the policy, while the producer keeps playing (or the engine sleeps).
         self.progress.phase("update")
         tick = time.perf_counter()
+        if self.sleep_engine:
+            await engine.sleep()
         train_metrics = await self._on_worker(backend.update, credited.batch)
+        if self.sleep_engine:
+            await engine.wake()
         times.update = time.perf_counter() - tick
         # 4. Hand the new weights to the engine; episodes in flight go on with them.
         self.progress.phase("sync")
