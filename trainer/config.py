@@ -200,6 +200,15 @@ class LossConfig(Section):
     # behaviour (engine) -> proximal (trainer) importance weights; needs recompute
     is_correction: ISCorrectionConfig | None = None
 
+    @model_validator(mode="after")
+    def _dual_clip_above_the_clip(self) -> LossConfig:
+        # Below 1 + clip_high the cap would cut into the clipped surrogate itself.
+        if self.dual_clip is not None and self.dual_clip < 1.0 + self.clip_high:
+            raise ValueError(f"loss.dual_clip={self.dual_clip} is below 1 + loss.clip_high = "
+                             f"{1.0 + self.clip_high:g}; allowed: dual_clip >= 1 + clip_high, or "
+                             f"null (off)")
+        return self
+
     @field_validator("policy")
     @classmethod
     def _registered(cls, value: str) -> str:
@@ -216,6 +225,17 @@ class KLConfig(Section):
     coef: float = Field(0.0, ge=0)  # 0: no KL and no reference model
     estimator: Literal["k1", "k2", "k3", "low_var_kl"] = "low_var_kl"
     target: Literal["loss", "reward"] = "loss"  # a loss term, or a penalty on turn rewards
+    # TRL 1.16's default (DeepSeek-V3.2): the per-token KL term times the ratio
+    # pi / pi_old, which makes its gradient the unbiased reverse-KL gradient (loss target only).
+    bias_correction: bool = False
+
+    @model_validator(mode="after")
+    def _correction_fits(self) -> KLConfig:
+        if self.bias_correction and self.target != "loss":
+            raise ValueError("kl.bias_correction=true weighs the KL loss term by pi / pi_old; "
+                             f"with kl.target={self.target!r} there is no loss term; allowed: "
+                             "target 'loss'")
+        return self
 
 
 class TrainConfig(Section):

@@ -194,7 +194,7 @@ def format_validation_error(exc: ValidationError, *, source: str) -> str:
         if error["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (value {error['input']!r}); "
                          f"{unknown_key_hint(error['loc'])}")
-        elif not error["loc"]:  # a check across sections: its message names the keys
+        elif error["type"] == "value_error":  # our own checks: their messages name the keys
             lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {error['msg']} (got {error['input']!r})")

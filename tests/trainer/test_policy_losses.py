@@ -193,3 +193,36 @@ def test_tis_on_advantages_equals_weighting_the_clipped_loss():
     weighted_loss = ppo_clip(logp, old, adv, mask, **kw)[0] * w
     folded = ppo_clip(logp, old, adv * w, mask, **kw)[0]
     assert torch.allclose(weighted_loss, folded, atol=1e-6)
+
+
+def test_bias_corrected_kl_by_hand():
+    # logp -1.0, ref -1.2, old -1.1: d = ref - logp = -0.2, k3 = e^-0.2 + 0.2 - 1 = 0.018731,
+    # r = pi / pi_old = e^0.1 = 1.105171, so the term is r * k3 = 0.020701. Its gradient in logp
+    # is r * (k3 + 1 - e^d) = r * (logp - ref) = 1.105171 * 0.2 = 0.221034 (the unbiased
+    # reverse-KL gradient), where plain k3's is 1 - e^d = 0.181269.
+    for corrected, value, grad in ((True, 0.020701, 0.221034), (False, 0.018731, 0.181269)):
+        logp = torch.tensor([[-1.0]], requires_grad=True)
+        micro = _micro(torch.tensor([[-1.1]]), torch.zeros(1, 1), torch.ones(1, 1),
+                       ref=torch.tensor([[-1.2]]))
+        objective = RLObjective(dual_clip=None, kl_coef=1.0, kl_estimator="k3",
+                                kl_bias_correction=corrected)
+        loss, stats = objective(logp, None, micro, Totals(tokens=1.0, rows=1.0))
+        loss.backward()
+        assert stats["ref_kl"].item() == pytest.approx(value, abs=1e-6)
+        assert logp.grad.item() == pytest.approx(grad, abs=1e-6)
+
+
+def test_rows_without_loss_tokens_do_not_count_in_sequence_means():
+    # Row 0: [1, 3] trained; row 1: nothing trained (cut before it generated); row 2: [5].
+    # seq-mean-token-mean = (2 + 5) / 2 rows with tokens = 3.5 (not / 3);
+    # seq-mean-token-sum = (4 + 5) / 2 = 4.5; token-mean = 9 / 3 = 3.
+    from turnwise.trainer.microbatch import rows_with_tokens
+
+    values = torch.tensor([[1.0, 3.0], [7.0, 7.0], [5.0, 9.0]])
+    mask = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    rows = rows_with_tokens(_micro(torch.zeros(3, 2), torch.zeros(3, 2), mask))
+    assert rows == 2.0
+    totals = {"total_tokens": 3.0, "total_rows": rows}
+    assert aggregate(values, mask, "seq-mean-token-mean", **totals).item() == pytest.approx(3.5)
+    assert aggregate(values, mask, "seq-mean-token-sum", **totals).item() == pytest.approx(4.5)
+    assert aggregate(values, mask, "token-mean", **totals).item() == pytest.approx(3.0)

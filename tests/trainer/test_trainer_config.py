@@ -23,6 +23,8 @@ from turnwise.trainer.recipe import RecipeError, load_recipe
      "loss.is_correction.cap: Input should be greater"),
     (["rollout.max_staleness=2", "deterministic=true"], "allowed: max_staleness 0"),
     (["rollout.stale_groups=correct"], "needs loss.is_correction"),
+    (["loss.dual_clip=1.1", "loss.clip_high=0.28"], "below 1 + loss.clip_high = 1.28"),
+    (["kl.bias_correction=true", "kl.target=reward"], "there is no loss term"),
     (["loss.policy=ppo2"], "loss.policy='ppo2': allowed are ['gspo', 'ppo_clip']"),
     (["kl.estimator=k4"], "kl.estimator: Input should be 'k1', 'k2', 'k3' or 'low_var_kl'"),
     (["kl.target=advantage"], "kl.target: Input should be 'loss' or 'reward'"),

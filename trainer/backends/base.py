@@ -97,7 +97,7 @@ def rl_objective(loss: LossConfig, kl: KLConfig) -> RLObjective:
     return RLObjective(policy=loss.policy, clip_low=loss.clip_low, clip_high=loss.clip_high,
                        dual_clip=loss.dual_clip, agg=loss.agg, entropy_coef=loss.entropy_coef,
                        kl_coef=kl.coef if kl.target == "loss" else 0.0,
-                       kl_estimator=kl.estimator)
+                       kl_estimator=kl.estimator, kl_bias_correction=kl.bias_correction)
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

@@ -17,6 +17,8 @@ def aggregate(values: torch.Tensor, mask: torch.Tensor, agg: str, *, total_token
 
     The totals are those of the whole mini-batch (on every rank), so summing this over
     micro-batches and ranks gives the value and the gradient of one pass over the mini-batch.
+    `total_rows` counts only rows with at least one loss token: a row with none (an episode cut
+    before it generated anything trainable) neither adds to a sequence mean nor dilutes it.
     """
     if agg == "token-mean":
         return (values * mask).sum() / max(total_tokens, 1.0)

@@ -32,6 +32,7 @@ class RLObjective:
     entropy_coef: float = 0.0
     kl_coef: float = 0.0  # as a loss term; a reward penalty is applied before credit instead
     kl_estimator: str = "low_var_kl"
+    kl_bias_correction: bool = False  # the KL term times pi / pi_old (differentiable), as TRL
 
     @property
     def needs_entropy_grad(self) -> bool:
@@ -51,6 +52,8 @@ class RLObjective:
             if micro.ref_logprobs is None:
                 raise ValueError("kl.coef > 0 with kl.target='loss' needs batch.ref_logprobs")
             kl = kl_estimate(logprobs, micro.ref_logprobs, self.kl_estimator)
+            if self.kl_bias_correction:
+                kl = kl * torch.exp((logprobs - micro.old_logprobs).clamp(-20.0, 20.0))
             total = total + self.kl_coef * kl
             stats["ref_kl"] = kl.detach()
         if entropy is not None:
