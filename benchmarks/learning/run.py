@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 # Each recipe with the baseline it is compared against (same rollouts and budget).
 RECIPES: dict[str, str | None] = {
     "household_gigpo": "household_grpo",
+    "household_gigpo_async": "household_gigpo",
     "household_grpo": None,
     "shop_gigpo": "shop_grpo",
     "shop_grpo": None,
