@@ -59,10 +59,11 @@ browser:
 	      --no-install-recommends chromium >/dev/null) || echo "chromium install failed: browser tests will skip"; \
 	  else echo "no chromium and no root apt: the viewer's browser tests will skip"; fi; }
 
-# pytest exits 5 when it collects no tests; that is not a failure of the suite.
+# pytest exits 5 when it collects no tests; that is not a failure of the suite. -rs lists
+# each skipped test with its reason (a missing browser, Java, ...).
 test: setup browser vllm-venv
-	$(PY) -m pytest -q $(ARGS) || test $$? -eq 5
-	$(VLLM_PY) -m pytest -q -m vllm tests/test_engine_contract.py tests/test_engine_vllm.py \
+	$(PY) -m pytest -q -rs $(ARGS) || test $$? -eq 5
+	$(VLLM_PY) -m pytest -q -rs -m vllm tests/test_engine_contract.py tests/test_engine_vllm.py \
 		tests/test_engine_server.py
 
 # Every performance benchmark, one run, into benchmarks/RESULTS.md (~20 min on 2 cores;

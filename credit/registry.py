@@ -39,14 +39,24 @@ def register(name: str, *, needs: tuple[str, ...] = ()) -> Callable[[Estimator],
 
 
 def get(name: str) -> Estimator:
-    """The estimator registered as `name`."""
+    """The estimator registered as `name`, or declared by an installed package."""
+    from ..tools.plugins import ESTIMATORS, closest, load_plugin
+
+    if name not in _ESTIMATORS:  # an installed package's estimator, declared as an entry point
+        plugin = load_plugin(ESTIMATORS, name)
+        if plugin is not None and name not in _ESTIMATORS:
+            register(name)(plugin)
     if name not in _ESTIMATORS:
-        raise ValueError(f"credit.estimator={name!r}: allowed are {sorted(_ESTIMATORS)}")
+        raise ValueError(f"credit.estimator={name!r}: {closest([name], names())}allowed are "
+                         f"{names()}")
     return _ESTIMATORS[name]
 
 
 def names() -> list[str]:
-    return sorted(_ESTIMATORS)
+    """Estimator names a recipe may use: registered, and installed packages'."""
+    from ..tools.plugins import ESTIMATORS, plugin_names
+
+    return sorted(set(_ESTIMATORS) | set(plugin_names(ESTIMATORS)))
 
 
 def needs(name: str) -> tuple[str, ...]:

@@ -114,18 +114,25 @@ def register_suite(name: str) -> Callable[[Callable[..., EnvSuite]], Callable[..
 
 def make_suite(name: str, **options: Any) -> EnvSuite:
     """The registered suite `name`, built with `options` (a recipe's `env.options`)."""
+    from ..tools.plugins import SUITES, closest, load_plugin
+
     _load_builtins()
     if name in _LAZY_SUITES and name not in _SUITES:
         importlib.import_module(f"{__package__}.{_LAZY_SUITES[name]}")
+    if name not in _SUITES:  # an installed package's suite, declared as an entry point
+        plugin = load_plugin(SUITES, name)
+        if plugin is not None and name not in _SUITES:
+            register_suite(name)(plugin)
     if name not in _SUITES:
-        raise ValueError(f"env.name={name!r}: allowed are {suite_names()}")
+        raise ValueError(f"env.name={name!r}: {closest([name], suite_names())}allowed are "
+                         f"{suite_names()}")
     factory = _SUITES[name]
     params = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(options) - set(params))
         if unknown:
-            raise ValueError(f"env.options for {name!r}: unknown {unknown}; allowed are "
-                             f"{sorted(params)}")
+            raise ValueError(f"env.options for {name!r}: unknown {unknown}; "
+                             f"{closest(unknown, list(params))}allowed are {sorted(params)}")
     try:
         return factory(**options)
     except TypeError as exc:
@@ -133,8 +140,11 @@ def make_suite(name: str, **options: Any) -> EnvSuite:
 
 
 def suite_names() -> list[str]:
+    """Every suite name a recipe may use: bundled, registered, and installed packages'."""
+    from ..tools.plugins import SUITES, plugin_names
+
     _load_builtins()
-    return sorted(set(_SUITES) | set(_LAZY_SUITES))
+    return sorted(set(_SUITES) | set(_LAZY_SUITES) | set(plugin_names(SUITES)))
 
 
 def suite_tool_schemas(suite: EnvSuite) -> list[dict[str, Any]] | None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import Tool
+from .plugins import TOOLS, closest, load_plugin, plugin_names
 
 _BUILTINS: dict[str, Callable[..., Tool]] = {}
 
@@ -24,24 +25,30 @@ def register_builtin(name: str) -> Callable[[Callable[..., Tool]], Callable[...,
 
 
 def builtin_names() -> list[str]:
+    """Tool names a recipe may use: built in, registered, and installed packages'."""
     _load()
-    return sorted(_BUILTINS)
+    return sorted(set(_BUILTINS) | set(plugin_names(TOOLS)))
 
 
 def make_tool(name: str, /, **options: Any) -> Tool:
     """The built-in tool `name` made with `options`; errors name the option and what is allowed."""
     _load()
+    if name not in _BUILTINS:  # an installed package's tool, declared as an entry point
+        plugin = load_plugin(TOOLS, name)
+        if plugin is not None and name not in _BUILTINS:
+            register_builtin(name)(plugin)
     if name not in _BUILTINS:
-        raise ValueError(f"tools: unknown built-in tool {name!r}; allowed are {sorted(_BUILTINS)}")
+        raise ValueError(f"tools: unknown built-in tool {name!r}; "
+                         f"{closest([name], builtin_names())}allowed are {builtin_names()}")
     factory = _BUILTINS[name]
     params = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = set(options) - set(params)
+        unknown = sorted(set(options) - set(params))
         if unknown:
             allowed = [p for p in params if params[p].kind is params[p].KEYWORD_ONLY
                        or params[p].kind is params[p].POSITIONAL_OR_KEYWORD]
-            raise ValueError(f"tools: {name} options {sorted(unknown)} are unknown; "
-                             f"allowed are {allowed}")
+            raise ValueError(f"tools: {name} options {unknown} are unknown; "
+                             f"{closest(unknown, allowed)}allowed are {allowed}")
     return factory(**options)
 
 

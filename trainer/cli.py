@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .recipe import RecipeError, bundled_recipes, load_recipe
+from .recipe import RecipeError, bundled_recipes, import_modules, load_recipe
 from .report.commands import add_report_commands, run_report_command
 
 
@@ -57,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--kv-cache-gib", type=float,
                            help="KV cache per server (default on CPU: 1; GPUs: vLLM sizes it)")
 
+    for command in (train_cmd, show_cmd, eval_cmd, serve_cmd):
+        command.add_argument("--import", dest="imports", action="append", default=[],
+                             metavar="MODULE",
+                             help="import this Python module first, so the suites, tools or "
+                                  "estimators it registers are known (repeatable; recipes "
+                                  "list them under imports:)")
+
     add_report_commands(commands)  # view, plot
 
     args, extra = parser.parse_known_args(argv)
@@ -68,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluate import resolve_source, run_eval
 
         try:
+            import_modules(args.imports, folders=[Path.cwd()], source="--import")
             cfg, policy = resolve_source(args.recipe, args.overrides, policy=args.policy)
             run_eval(cfg, policy=policy, split=args.split, tasks=args.tasks,
                      samples=args.samples, sampled=args.sampled, out=args.out,
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("view", "plot"):
         return run_report_command(args)
     try:
-        cfg = load_recipe(args.recipe, args.overrides)
+        cfg = load_recipe(args.recipe, args.overrides, imports=args.imports)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

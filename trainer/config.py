@@ -333,6 +333,9 @@ class Config(Section):
     name: str = "run"
     description: str = ""
     preset: str | None = None  # the preset the recipe was resolved with (recorded, not read)
+    # Python modules imported before the rest is read, so a user's suites, tools and
+    # estimators register first (`--import` on the command line adds to them).
+    imports: list[str] = Field(default_factory=list)
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

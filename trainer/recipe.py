@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import importlib.resources
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +48,14 @@ def recipe_path(name_or_path: str) -> Path:
     )
 
 
-def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config:
-    """The validated config of a recipe with its preset and `key=value` overrides applied."""
+def load_recipe(name_or_path: str, overrides: list[str] | None = None, *,
+                imports: Sequence[str] = ()) -> Config:
+    """The validated config of a recipe with its preset and `key=value` overrides applied.
+
+    The modules of every level's `imports:` and of `imports` (`--import` on the command line)
+    are imported first, from the current folder or the recipes' folders too, so the suites,
+    tools and estimators they register are known when the config is checked.
+    """
     path = recipe_path(name_or_path)
     chain = _chain(path, seen=())
     parsed = [_parse_override(o) for o in overrides or []]
@@ -62,6 +71,14 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config
     for key, value in parsed:
         if key != "preset":
             data = _layer(data, _dotted(key, value))
+    # Imports add up over the levels instead of the child's list replacing the parent's.
+    layers = [layer for lvl in chain for layer in (lvl.body, lvl.presets.get(preset) or {})]
+    modules = [m for layer in [*layers, *(_dotted(k, v) for k, v in parsed)]
+               for m in _imports_of(layer, source=str(path))]
+    folders = [Path.cwd(), *(lvl.path.parent for lvl in chain)]
+    import_modules(modules, folders=folders, source=f"recipe {path}: imports:")
+    import_modules(imports, folders=folders, source="--import")
+    data["imports"] = list(dict.fromkeys([*modules, *imports]))
     written = next((lvl for lvl in chain if "preset" in lvl.body), None)
     if written is not None and offered:
         raise RecipeError(f"recipe {path}: a top-level `preset: {written.body['preset']}` is only "
@@ -81,6 +98,7 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Config
 class _Level:
     """One recipe file of an `extends:` chain: its own keys and its presets."""
 
+    path: Path
     body: dict
     presets: dict
     default_preset: str | None
@@ -93,7 +111,7 @@ def _chain(path: Path, *, seen: tuple[Path, ...]) -> list[_Level]:
     presets = raw.pop("presets", None) or {}
     if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
         raise RecipeError(f"recipe {path}: presets must map each preset name to config sections")
-    level = _Level(raw, presets, raw.pop("default_preset", None))
+    level = _Level(path, raw, presets, raw.pop("default_preset", None))
     if base is None:
         return [level]
     if not isinstance(base, str):
@@ -144,6 +162,31 @@ def _layer(base: dict, update: dict) -> dict:
                 and owner in theirs and mine[owner] != theirs[owner]:
             base[section] = {k: v for k, v in theirs.items() if k != options}
     return _merge(base, update)
+
+
+def _imports_of(layer: dict, *, source: str) -> list[str]:
+    """The module names a layer's `imports:` lists (one name or a list of names)."""
+    modules = layer.get("imports") or []
+    modules = [modules] if isinstance(modules, str) else modules
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise RecipeError(f"recipe {source}: imports={layer['imports']!r}: expected a list of "
+                          f"module names, e.g. [my_suites, mypackage.tools]")
+    return modules
+
+
+def import_modules(modules: Sequence[str], *, folders: Sequence[Path], source: str) -> None:
+    """Import the user's `modules` (their suites, tools and estimators register as they load);
+    modules are looked for on sys.path, then in `folders`."""
+    for folder in dict.fromkeys(str(f.resolve()) for f in folders):
+        if folder not in sys.path:
+            sys.path.append(folder)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - whatever the user's module raises, named
+            raise RecipeError(f"{source} {module!r} failed: "
+                              f"{type(exc).__name__}: {exc} (modules are found on sys.path, in "
+                              f"the current folder and in the recipe's folder)") from None
 
 
 def check_runnable(cfg: Config, *, source: str) -> None:
