@@ -1,0 +1,156 @@
+"""ALFWorld's own engine on one game file: TextWorld's PDDL backend with ALFWorld's wrappers.
+
+`open_game` starts a game the way ALFWorld's `AlfredTWEnv` does (names demangled, game file in
+the infos) plus its `AlfredExpert` wrapper, which publishes the expert's next command as
+`extra.expert_plan`. Two changes to how the expert runs, neither touching the game: a step whose
+expert gives up (the hand-coded one raises when the agent strays where its script cannot
+follow) publishes an empty plan instead of ending the episode, and the expert's random choices
+are seeded by the game and the step, so a demonstration is the same on every run.
+
+The engine is not thread-safe (TextWorld parses with one shared parser; loads fail in parallel),
+so every load, reset, step and close here holds one lock: episodes in threads take turns, which
+costs nothing, since each of these is pure Python holding the GIL anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+EXPERTS = ("handcoded", "planner")
+GAME_KEYS = ("pddl_domain", "grammar", "pddl_problem")
+# One game at a time in the engine (see above); the expert's global `random` is swapped in
+# under it too.
+_ENGINE_LOCK = threading.Lock()
+
+
+class GameFileError(ValueError):
+    """A game file that is missing or does not parse; the message names the file."""
+
+
+def read_game(path: str | Path) -> dict[str, Any]:
+    """The JSON of a `game.tw-pddl`, after checking it has what the engine reads."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GameFileError(f"alfworld game file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GameFileError(f"alfworld game file {path} is not JSON: {exc}") from None
+    missing = [k for k in GAME_KEYS if not isinstance(data, dict) or not isinstance(data.get(k), str)]
+    if missing:
+        raise GameFileError(f"alfworld game file {path} lacks {missing} (a game.tw-pddl has "
+                            f"{list(GAME_KEYS)})")
+    return data
+
+
+def open_game(path: str | Path, expert: str = "handcoded") -> Any:
+    """A loaded TextWorld environment for the game at `path` (call `reset` before `step`)."""
+    if expert not in EXPERTS:
+        raise ValueError(f"env.options.expert={expert!r}: allowed are {list(EXPERTS)}")
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+
+    read_game(path)
+    if expert == "handcoded" and not (Path(path).parent / "traj_data.json").exists():
+        raise GameFileError(f"alfworld game file {path} has no traj_data.json beside it: "
+                            "ALFWorld's hand-coded expert reads the task from there")
+    infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=True,
+                               extras=["gamefile", "expert_plan"])
+    wrappers = [AlfredDemangler(shuffle=False), AlfredInfos, _expert_wrapper()(expert_type=expert)]
+    try:
+        with _ENGINE_LOCK:
+            return textworld.start(str(path), request_infos=infos, wrappers=wrappers)
+    except Exception as exc:  # the PDDL or grammar inside the file does not parse
+        raise GameFileError(f"alfworld game file {path} does not load: "
+                            f"{type(exc).__name__}: {exc}") from exc
+
+
+def reset(game: Any, key: str) -> Any:
+    """`game.reset()` with the expert's random draws fixed by `key` (the game's id)."""
+    with _seeded(key, 0):
+        return game.reset()
+
+
+def step(game: Any, command: str, key: str, index: int) -> Any:
+    """`game.step(command)` (the `index`-th step since reset) with seeded expert draws."""
+    with _seeded(key, index):
+        state, _score, _done = game.step(command)
+    return state
+
+
+def close(game: Any) -> None:
+    with _ENGINE_LOCK:
+        game.close()
+
+
+@contextmanager
+def _seeded(key: str, index: int):
+    seed = int(hashlib.sha256(f"{key}/{index}".encode()).hexdigest()[:16], 16)
+    with _ENGINE_LOCK:
+        saved = random.getstate()
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(saved)
+
+
+_WRAPPER: type | None = None
+
+
+def _expert_wrapper() -> type:
+    """ALFWorld's `AlfredExpert`, except that an expert that gives up publishes no plan."""
+    global _WRAPPER
+    if _WRAPPER is None:
+        from alfworld.agents.environment.alfred_tw_env import AlfredExpert
+
+        class Expert(AlfredExpert):
+            def _gather_infos(self) -> None:
+                try:
+                    super()._gather_infos()
+                except Exception as exc:  # noqa: BLE001 - the expert's script only, not the game
+                    self.state["extra.expert_plan"] = []
+                    self.state["extra.expert_error"] = f"{type(exc).__name__}: {exc}"
+
+        _WRAPPER = Expert
+    return _WRAPPER
+
+
+class GamePool:
+    """Loaded games kept between episodes: loading parses ALFWorld's domain and grammar, most
+    of what starting an episode costs, while a reset only rebuilds the initial state."""
+
+    def __init__(self, expert: str, keep: int = 64) -> None:
+        self.expert, self.keep = expert, keep
+        self._idle: dict[str, list[Any]] = {}  # game path -> loaded games, oldest path first
+        self._lock = threading.Lock()
+
+    def take(self, path: str) -> Any:
+        with self._lock:
+            idle = self._idle.get(path)
+            if idle:
+                return idle.pop()
+        return open_game(path, self.expert)
+
+    def give(self, path: str, game: Any) -> None:
+        with self._lock:
+            self._idle.setdefault(path, []).append(game)
+            self._idle[path] = self._idle.pop(path)  # most recently used last
+            while sum(map(len, self._idle.values())) > self.keep:
+                oldest = next(iter(self._idle))
+                close(self._idle[oldest].pop(0))
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
+
+    def close(self) -> None:
+        with self._lock:
+            for games in self._idle.values():
+                for game in games:
+                    close(game)
+            self._idle.clear()
