@@ -1,5 +1,6 @@
 """The training bar (iteration i/N, the phase running and for how long, time left) and one
-summary line per iteration. Quiet runs show neither; without a terminal only the lines print.
+summary line per iteration, and SFT's bar. Quiet runs show none; without a terminal only the
+lines print.
 
 The rollout bar (rollouts/) nests under this one while episodes run (rich >= 14.1).
 """
@@ -101,6 +102,50 @@ class TrainProgress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+class SFTBar:
+    """SFT's progress: a bar (steps, loss, tokens/s, time left) on a terminal, else a line at
+    every tenth of the steps (log files)."""
+
+    def __init__(self, *, echo: Callable[[str], Any] = print, console: Any = None) -> None:
+        self.echo, self.console = echo, console or Console()
+        self.bar = self.task = None
+        self.total = self.done = 0
+        self.tokens = 0.0
+        self.started = time.perf_counter()
+
+    def start(self, steps: int) -> None:
+        self.total, self.started = steps, time.perf_counter()
+        if self.console.is_terminal:
+            self.bar = Progress(TextColumn("sft"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]:.3f}"),
+                                TextColumn("{task.fields[rate]:.0f} tok/s"),
+                                TimeRemainingColumn(), console=self.console, refresh_per_second=2)
+            self.task = self.bar.add_task("sft", total=steps, loss=float("nan"), rate=0.0)
+            self.bar.start()
+
+    def step(self, loss: float, tokens: float) -> None:
+        self.done += 1
+        self.tokens += tokens
+        rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, loss=loss, rate=rate)
+        elif self.done == self.total or self.done % max(self.total // 10, 1) == 0:
+            elapsed = time.perf_counter() - self.started
+            left = elapsed / self.done * (self.total - self.done)
+            self.echo(f"sft: step {self.done}/{self.total}  loss {loss:.3f}  {rate:.0f} tok/s  "
+                      f"{_clock(elapsed)} elapsed, {_clock(left)} left")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class _PhaseColumn(ProgressColumn):
