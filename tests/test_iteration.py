@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from turnwise import credit
@@ -20,6 +21,7 @@ from turnwise.trainer.config import LossConfig, TrainConfig
 from turnwise.trainer.logprobs import token_logprobs
 
 
+@pytest.mark.slow
 def test_one_iteration_updates_policy_and_engine(tiny_path, tokenizer, tiny_model, household):
     engine = make_engine("hf", tiny_path, tokenizer)
     settings = EpisodeSettings(mode="per_step", max_turns=3, max_tokens_per_turn=12)
@@ -50,6 +52,7 @@ def test_one_iteration_updates_policy_and_engine(tiny_path, tokenizer, tiny_mode
     assert torch.allclose(logp[0, len(prompt):], torch.tensor(completion.logprobs), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_runs_two_iterations_within_a_minute(tiny_path, tmp_path):
     started = time.perf_counter()
     out = subprocess.run(

@@ -7,10 +7,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["agent", "tools", "envs", "rollouts", "credit", "trainer"]
 
 
+@pytest.mark.slow
 def test_imports_from_another_directory(tmp_path):
     code = "import turnwise.credit, turnwise.trainer.loop, turnwise.envs; print(turnwise.credit.names())"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
@@ -18,6 +21,7 @@ def test_imports_from_another_directory(tmp_path):
     assert "grpo" in out.stdout
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_package_and_the_recipes(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import torch
 
 from turnwise import credit
@@ -44,6 +45,7 @@ class FirstLetterSuite:
         return FirstLetterEnv()
 
 
+@pytest.mark.slow
 def test_grpo_drives_a_bandit_to_its_reward(tiny_path, tokenizer, tiny_model):
     torch.manual_seed(0)
     engine = make_engine("hf", tiny_path, tokenizer)

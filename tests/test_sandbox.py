@@ -161,9 +161,12 @@ def test_fork_bomb(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_memory_hog(kind):
-    result, seconds = run(kind, "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))")
-    assert result.error_type == "MemoryError" and not result.died
-    assert "MemoryError: memory limit reached" in result.text(LIMITS)
+    # Filling 384 MiB takes 0.4 s on an idle machine; the wall limit leaves room for a busy one.
+    limits = SandboxLimits(wall_seconds=30.0, cpu_seconds=30.0, memory_mb=384, output_bytes=4096)
+    code = "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))"
+    result, _ = run(kind, code, limits)
+    assert result.error_type == "MemoryError" and not result.died, result
+    assert "MemoryError: memory limit reached" in result.text(limits)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -175,6 +178,7 @@ def test_infinite_loop_hits_the_wall_clock(kind):
     assert "ran longer than 1 s (wall-clock limit)" in result.text(limits)
 
 
+@pytest.mark.slow
 def test_cpu_limit():
     available = [p.values[0] for p in KINDS if not p.marks[0].args[0]]
     if not available:
@@ -189,6 +193,7 @@ def test_cpu_limit():
     assert "used more than 1 s of CPU time" in result.text(limits)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_loop_that_swallows_the_timeout_is_killed_by_the_host(kind):
     limits = SandboxLimits(wall_seconds=1.0, output_bytes=4096)

@@ -40,6 +40,7 @@ def _naive(model, probe, context, temperature):
     return torch.stack([logp[p - 1, ids[0, p]] for p in positions]).mean().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["full_trajectory", "per_step"])
 def test_packed_scoring_equals_one_forward_per_prefix(tiny_model, tokenizer, mode):
     trajs = _random_trajectories(mode)
@@ -81,6 +82,7 @@ def test_missing_gold_answer_is_an_error(tiny_model, tokenizer):
         score_answer_logprobs(tiny_model, tokenizer, trajs)
 
 
+@pytest.mark.slow
 def test_probe_logprob_of_solved_episodes(tiny_model, tokenizer):
     trajs = _random_trajectories("full_trajectory")
     trajs[0].success = trajs[2].success = True

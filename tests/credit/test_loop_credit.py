@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from turnwise.envs.base import make_suite, register_suite, suite_names
 from turnwise.trainer.config import Config
 from turnwise.trainer.loop import train
@@ -56,6 +57,7 @@ if "household_answers" not in suite_names():
     register_suite("household_answers")(_AnswerSuite)
 
 
+@pytest.mark.slow
 def test_igpo_with_dynamic_sampling_and_overlong_shaping_trains(tiny_path, tmp_path):
     cfg = Config.model_validate({
         "seed": 3,

@@ -33,6 +33,7 @@ async def play(suite, task):
     return code, answer
 
 
+@pytest.mark.slow
 def test_sandbox_runs_the_oracle_code_and_the_oracle_solves_every_task(suite):
     tasks = [t for split in ("train", "valid", "test") for t in suite.tasks(split, 70, seed=5)]
     assert {t.kind for t in tasks} == set(GENERATORS)

@@ -69,6 +69,7 @@ async def _expert_through(suite, local, split, seed):
     return steps, seen, local_seen
 
 
+@pytest.mark.slow
 def test_a_served_household_plays_the_same_through_openenv(served):
     suite = make_suite("openenv", url=served, timeout=30)
     local = make_suite("household", max_steps=20, task_types=["pick_and_place_simple"])
@@ -86,6 +87,7 @@ def test_a_served_household_plays_the_same_through_openenv(served):
         assert steps[-1].info["success"] and steps[-1].reward == 10.0
 
 
+@pytest.mark.slow
 def test_bad_urls_fields_and_a_missing_package_say_what_to_do(served, monkeypatch):
     with pytest.raises(ValueError, match=r"action_field='message': the server's action has "
                                          r"fields \['metadata', 'text'\]"):

@@ -44,6 +44,7 @@ def test_missing_package_or_java_says_what_to_install(monkeypatch):
         make_suite("textworld_express", games=["coin", "zork"])
 
 
+@pytest.mark.slow
 def test_splits_are_seeded_folds(suite):
     train = suite.tasks("train", 16, seed=3)
     assert [t.id for t in train] == [t.id for t in suite.tasks("train", 16, seed=3)]

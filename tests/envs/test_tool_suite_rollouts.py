@@ -153,6 +153,7 @@ def _recipe(tmp_path, name: str) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_minimal_recipe_trains_one_iteration_and_logs_tool_metrics(tmp_path, search_path):
     recipe = _recipe(tmp_path, "search-min")
     assert main(["train", recipe, "train.iterations=1", "rollout.tasks_per_iteration=2",

@@ -48,6 +48,7 @@ def test_bad_recipes_stop_with_the_problem_named(tmp_path, text, message):
     record("input", "recipe: " + message.split(":")[0][:40], 1, 1)
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_bad_recipe_without_a_traceback(tmp_path):
     path = write_recipe(tmp_path, "train: {iterations: three, bogus: 1}\n")
     run = subprocess.run([sys.executable, "-m", "turnwise.trainer.cli", "train", path],

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 
+import pytest
 from fakes import CountingEnv, CountingSuite
 from fault_ledger import figure, record
 from turnwise.agent.chat import ChatFormatter
@@ -36,6 +37,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.slow
 def test_a_thousand_concurrent_episodes_leak_nothing(tiny_path, tokenizer):
     engine = make_engine("hf", tiny_path, tokenizer, max_batch=256, batch_wait_ms=5.0)
     suite = CountingSuite(delay=0.02)  # each step "calls a tool" that takes 20 ms

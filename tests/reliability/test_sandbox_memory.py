@@ -126,6 +126,7 @@ def test_the_cgroup_bounds_the_whole_sandbox(kind, name):
     record("sandbox", f"memory past the limit: {name} ({kind})", 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_a_cgroup_shared_memory_is_refused(kind, monkeypatch):
     monkeypatch.setattr(cgroup, "available", lambda: "disabled for this test")

@@ -25,6 +25,7 @@ def _run(tmp_path, name, *extra):
     return cfg, lines, rows
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_cached_sft_policy(tmp_path, monkeypatch):
     # A private SFT cache; the tiny base model stays in the shared one (no rebuild).
     monkeypatch.setattr("turnwise.trainer.sft_cache.cache_root", lambda: tmp_path / "c" / "tiny")

@@ -20,6 +20,7 @@ def test_synthetic_run_has_every_plot(synthetic_run):
         assert path.read_bytes()[:8] == PNG, name
 
 
+@pytest.mark.slow
 def test_plots_only_for_logged_metrics_and_stale_ones_removed(tmp_path):
     records = [{"iteration": 0, "eval/success": 0.1}, {"iteration": 1, "rollout/reward": 1.0},
                {"iteration": 2, "rollout/reward": None}, {"iteration": 3, "rollout/reward": 3.0}]
@@ -81,6 +82,7 @@ def test_view_rejects_an_old_record_format(synthetic_run, tmp_path, capsys):
     assert "none of the saved iterations [1, 2]" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_plot_command_redraws(synthetic_run, tmp_path, capsys):
     run = tmp_path / "copy"
     shutil.copytree(synthetic_run.dir, run)

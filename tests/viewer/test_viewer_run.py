@@ -26,6 +26,7 @@ def run(tiny_path, tmp_path_factory):
     return result, lines
 
 
+@pytest.mark.slow
 def test_run_folder_contents(run):
     result, lines = run
     folder = Path(result.run_dir)
@@ -50,6 +51,7 @@ def test_run_folder_contents(run):
         assert all(rec["token_text"][str(i)] is not None for row in rec["rows"] for i in row["ids"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
 def test_viewer_of_a_real_run_loads_cleanly(run, tmp_path):
     result, _ = run
