@@ -63,6 +63,7 @@ def test_torch_backend_skips_non_finite_updates(tiny_model, where, value):
     record("training", f"torch: {value} in the {where}", 2, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
                     reason="deepspeed is not installed (the `deepspeed` extra)")
 def test_deepspeed_backend_skips_non_finite_updates_at_every_zero_stage(tiny_path):
