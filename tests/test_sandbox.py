@@ -122,6 +122,16 @@ def test_a_venv_under_a_home_folder_is_seen_at_opt_venv_only(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_cells_run_as_in_a_plain_interpreter(kind):
+    # The runner runs inside the confine step's interpreter: it must look like `python -I -c`.
+    code = ("import sys\n"
+            "print(__name__, type(__builtins__).__name__, sys.flags.isolated, callable(exit))\n"
+            "print(sys.argv[0], any(p.endswith('site-packages') for p in sys.path))")
+    result, _ = run(kind, code)
+    assert result.stdout.splitlines() == ["__main__ module 1 True", "-c True"], result
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_no_network(kind):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

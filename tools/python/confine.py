@@ -149,7 +149,8 @@ def main():
     import site  # noqa: PLC0415 -- only now: the program's packages are found from here on
 
     site.main()
-    exec(compile(CONFIG["code"], "<string>", "exec"), {"__name__": "__main__"})
+    exec(compile(CONFIG["code"], "<string>", "exec"),
+         {"__name__": "__main__", "__builtins__": sys.modules["builtins"]})
 
 
 if __name__ == "__main__":
