@@ -147,6 +147,12 @@ def suite_names() -> list[str]:
     return sorted(set(_SUITES) | set(_LAZY_SUITES) | set(plugin_names(SUITES)))
 
 
+def suite_has_tools(suite: EnvSuite) -> bool:
+    """Whether `suite`'s agents call tools (it reports tool counters or schemas); without
+    tools an environment step is no tool call, and tool metrics would be all zeros."""
+    return hasattr(suite, "tool_metrics") or hasattr(suite, "tool_schemas")
+
+
 def suite_tool_schemas(suite: EnvSuite) -> list[dict[str, Any]] | None:
     """The tool schemas `suite` wants in the chat template's `tools` argument, if any."""
     get = getattr(suite, "tool_schemas", None)

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from .trajectory import Trajectory
 
 
-def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> dict[str, float]:
-    """Means over episodes; statuses as counts that add up to the number of episodes."""
+def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/", *,
+              tools: bool = True) -> dict[str, float]:
+    """Means over episodes; statuses as counts that add up to the number of episodes. Tool
+    metrics are left out when the suite has no `tools` and no episode called one."""
     n = len(trajectories)
     if n == 0:
         return {f"{prefix}episodes": 0.0}
@@ -23,9 +25,7 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
         f"{prefix}response_tokens": sum(t.num_response_tokens() for t in trajectories) / n,
         f"{prefix}turn_tokens": sum(t.num_response_tokens() for t in trajectories) / total_turns,
         f"{prefix}invalid_rate": sum(x.invalid for t in trajectories for x in t.turns) / total_turns,
-        f"{prefix}tool_calls": sum(len(x.tool_calls) for t in trajectories for x in t.turns) / n,
-        f"{prefix}tool_errors": sum(bool(x.error) for t in trajectories for x in t.turns) / n,
-        **_tool_call_stats(trajectories, prefix),
+        **(_tool_call_stats(trajectories, prefix) if tools or called_tools(trajectories) else {}),
         # Per-episode accounting: where an episode's wall time went, and the prefill it cost.
         f"{prefix}wall_seconds": sum(t.wall_seconds for t in trajectories) / n,
         f"{prefix}gen_seconds": sum(t.gen_seconds for t in trajectories) / n,
@@ -44,14 +44,23 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/") -> d
     return out
 
 
+def called_tools(trajectories: Sequence[Trajectory]) -> bool:
+    """Whether any turn of `trajectories` called a tool."""
+    return any(x.tool_calls for t in trajectories for x in t.turns)
+
+
 def _tool_call_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
-    """Failed and timed-out tool calls, from each turn's `tool_calls` records
-    (`tools.ToolResult.to_info()`: status ok | error | timeout | invalid, and an `error`)."""
+    """Tool calls per episode, and failed and timed-out ones, from each turn's `tool_calls`
+    records (`tools.ToolResult.to_info()`: status ok | error | timeout | invalid, and an
+    `error`)."""
+    n = len(trajectories)
     calls = [c for t in trajectories for x in t.turns for c in x.tool_calls]
     failed = sum(c.get("status", "ok") != "ok" or bool(c.get("error")) for c in calls)
     timeouts = sum(c.get("status") == "timeout" for c in calls)
-    return {f"{prefix}tool_error_rate": failed / max(len(calls), 1),
-            f"{prefix}tool_timeouts": timeouts / len(trajectories)}
+    return {f"{prefix}tool_calls": len(calls) / n,
+            f"{prefix}tool_errors": sum(bool(x.error) for t in trajectories for x in t.turns) / n,
+            f"{prefix}tool_error_rate": failed / max(len(calls), 1),
+            f"{prefix}tool_timeouts": timeouts / n}
 
 
 def rollout_time_split(trajectories: Sequence[Trajectory],

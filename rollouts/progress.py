@@ -1,4 +1,5 @@
-"""The rollout progress bar: episodes done and in flight, tool calls in flight, tokens per second.
+"""The rollout progress bar: episodes done and in flight, environment steps (tool calls, in a
+suite with tools) in flight, tokens per second.
 
 The orchestrator talks to it through `RolloutProgress` only, so another display (or none) can
 take its place: `make_progress(quiet=True)` gives one that shows nothing.
@@ -68,7 +69,7 @@ class NullProgress:
 class RichProgress(NullProgress):
     """A one-line rich bar; redraws at most a few times a second, whatever the event rate."""
 
-    def __init__(self, description: str, console=None) -> None:
+    def __init__(self, description: str, console=None, *, steps_label: str = "tools") -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -78,10 +79,11 @@ class RichProgress(NullProgress):
         )
 
         super().__init__()
+        self.steps_label = steps_label
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("in flight {task.fields[in_flight]}"),
-            TextColumn("tools {task.fields[tools]}"),
+            TextColumn(f"{steps_label} {{task.fields[tools]}}"),
             TextColumn("{task.fields[rate]:.0f} tok/s"), TimeElapsedColumn(),
             refresh_per_second=4, console=console,
         )
@@ -121,6 +123,10 @@ class RichProgress(NullProgress):
         self._bar.stop()
 
 
-def make_progress(description: str = "rollout", *, quiet: bool = False) -> RolloutProgress:
-    """A rich bar, or with `quiet` a silent counter with the same interface."""
-    return NullProgress() if quiet else RichProgress(description)
+def make_progress(description: str = "rollout", *, quiet: bool = False,
+                  tools: bool = True) -> RolloutProgress:
+    """A rich bar, or with `quiet` a silent counter with the same interface. The steps in flight
+    are tool calls where the suite has `tools`, else environment steps, and say so."""
+    if quiet:
+        return NullProgress()
+    return RichProgress(description, steps_label="tools" if tools else "env steps")

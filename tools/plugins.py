@@ -38,7 +38,7 @@ def load_plugin(group: str, name: str) -> Any | None:
                          f"than one installed package ({values}); uninstall all but one")
     try:
         loaded = found[0].load()
-    except Exception as exc:  # noqa: BLE001 - any failure of a third-party import, named
+    except Exception as exc:  # any failure of a third-party import, named
         raise ValueError(f"{name!r} from the entry point group {group!r} ({values[0]}) failed "
                          f"to load: {type(exc).__name__}: {exc}") from exc
     return None if isinstance(loaded, ModuleType) else loaded

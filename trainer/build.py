@@ -14,10 +14,11 @@ from typing import Any
 
 from ..agent.chat import ChatFormatter
 from ..agent.engines import InferenceEngine, SamplingParams
-from ..envs.base import EnvSuite, make_suite, suite_tool_schemas
+from ..envs.base import EnvSuite, make_suite, suite_has_tools, suite_tool_schemas
 from ..rollouts.arpo import ArpoSettings
 from ..rollouts.episode import EpisodeSettings
 from ..rollouts.orchestrator import Orchestrator
+from ..rollouts.progress import make_progress
 from .config import Config, RolloutConfig
 from .dist import World
 from .engine_factory import build_engine
@@ -84,11 +85,13 @@ def orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None) -> O
     r = cfg.rollout
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
     # others the engine happened to batch it with.
+    tools = suite_has_tools(base.suite)
     return Orchestrator(engine, base.suite, base.formatter, base.settings,
                         max_concurrency=1 if cfg.deterministic else r.max_concurrency,
                         max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
                         quiet=cfg.log.quiet,
-                        arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None)
+                        arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None,
+                        progress=lambda tag: make_progress(tag, quiet=cfg.log.quiet, tools=tools))
 
 
 def build_run(cfg: Config, base: Basics, model_path: str, *, world: World = World(),

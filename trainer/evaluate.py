@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..envs.base import Task, suite_tool_metrics
+from ..envs.base import Task, suite_has_tools, suite_tool_metrics
 from ..rollouts.episode import EpisodeSettings
-from ..rollouts.metrics import evidence_counts, summarize
+from ..rollouts.metrics import called_tools, evidence_counts, summarize
 from ..rollouts.orchestrator import Orchestrator
 from ..rollouts.trajectory import Trajectory
 from .config import Config
@@ -35,7 +35,8 @@ async def evaluate_policy(orchestrator: Orchestrator, tasks: Sequence[Task], *,
     """Play `samples` episodes of every task; return the trajectories and flat `eval/` metrics."""
     trajs = await orchestrator.rollout(tasks, group_size=samples, tag=tag, seed=seed, branch=False,
                                        settings=settings)
-    return trajs, flat_metrics(build_report(trajs, samples), trajs)
+    tools = suite_has_tools(orchestrator.suite)
+    return trajs, flat_metrics(build_report(trajs, samples, tools=tools), trajs, tools=tools)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ class Evaluation:
         return metrics
 
 
-def build_report(trajs: Sequence[Trajectory], samples: int) -> dict[str, Any]:
-    """Estimates with intervals, per task type, and one record per episode."""
+def build_report(trajs: Sequence[Trajectory], samples: int, *,
+                 tools: bool = True) -> dict[str, Any]:
+    """Estimates with intervals, per task type, and one record per episode; tool calls only
+    where the suite has `tools` or an episode called one."""
     by_task: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajs:
         by_task[t.uid].append(t)
@@ -71,8 +74,10 @@ def build_report(trajs: Sequence[Trajectory], samples: int) -> dict[str, Any]:
         "score": bootstrap_mean(per_task(episode_score)),
         "reward": bootstrap_mean(per_task(lambda t: t.outcome_reward)),
         "turns": bootstrap_mean(per_task(lambda t: len(t.turns))),
-        "tool_calls": bootstrap_mean(per_task(lambda t: sum(len(x.tool_calls) for x in t.turns))),
     }
+    if tools or called_tools(trajs):
+        metrics["tool_calls"] = bootstrap_mean(
+            per_task(lambda t: sum(len(x.tool_calls) for x in t.turns)))
     evidence = evidence_counts(trajs)  # search: found vs read
     if evidence is not None:
         checked, found, solved = evidence
@@ -104,9 +109,9 @@ def episode_score(traj: Trajectory) -> float:
 
 
 def flat_metrics(report: dict[str, Any], trajs: Sequence[Trajectory],
-                 prefix: str = "eval/") -> dict[str, float]:
+                 prefix: str = "eval/", *, tools: bool = True) -> dict[str, float]:
     """`summarize`'s numbers plus each estimate and its interval, as flat keys for logging."""
-    out = summarize(trajs, prefix=prefix)
+    out = summarize(trajs, prefix=prefix, tools=tools)
     for name, est in report["metrics"].items():
         out[f"{prefix}{name}"] = est["value"]
         out[f"{prefix}{name}_low"], out[f"{prefix}{name}_high"] = est["low"], est["high"]
@@ -203,7 +208,8 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
     report = {"source": source, "model": path, "env": cfg.env.name, "split": split,
               "sampling": {"greedy": greedy, **({} if greedy else {
                   "temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k})},
-              "seed": cfg.seed, "task_seed": task_seed, **build_report(trajs, samples)}
+              "seed": cfg.seed, "task_seed": task_seed,
+              **build_report(trajs, samples, tools=suite_has_tools(base.suite))}
     target = Path(out) if out else _default_out(source, policy, cfg, split)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str))

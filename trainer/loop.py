@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs.base import suite_tool_metrics
+from ..envs.base import suite_has_tools, suite_tool_metrics
 from ..rollouts.producer import GroupProducer
 from ..rollouts.progress import make_progress
 from .build import Run, basics, build_run, eval_settings
@@ -170,7 +170,8 @@ class Trainer:
         quiet = cfg.log.quiet or not world.is_main
         producer = GroupProducer(run.orchestrator, source, group_size=r.group_size,
                                  lookahead=r.max_staleness * source.share, done=done,
-                                 progress=make_progress("rollout", quiet=quiet))
+                                 progress=make_progress("rollout", quiet=quiet,
+                                                        tools=suite_has_tools(run.basics.suite)))
         ds = cfg.credit.dynamic_sampling
         policy = StepPolicy(groups=source.share, max_staleness=r.max_staleness,
                             stale_groups=r.stale_groups, max_rolls=ds.max_rolls if ds else None)
@@ -241,7 +242,8 @@ class Trainer:
         metrics = step_metrics(iteration + 1, version=self.run.engine.version,
                                played=taken.played(), rollout_metrics=rollout_metrics,
                                credit_metrics=credit_metrics, train_metrics=train_metrics,
-                               tool_stats=tool_stats, times=times)
+                               tool_stats=tool_stats, times=times,
+                               tools=suite_has_tools(self.run.basics.suite))
         return self.world.reduce_metrics(metrics, summed=("rollout/episodes", "rollout/status_",
                                                           "perf/"))
 

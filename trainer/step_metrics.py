@@ -27,16 +27,17 @@ class StepTimes:
 def step_metrics(iteration: int, *, version: int, played: list[Trajectory],
                  rollout_metrics: dict[str, float], credit_metrics: dict[str, float],
                  train_metrics: dict[str, float], tool_stats: dict[str, float],
-                 times: StepTimes) -> dict[str, Any]:
+                 times: StepTimes, tools: bool = True) -> dict[str, Any]:
     """One flat record; the credit stage's `train/...` numbers (recomputed logprob gap, reward
-    KL) take precedence over the update's own."""
+    KL) take precedence over the update's own. Without `tools` (the suite has none) there are
+    no tool metrics."""
     generated = sum(t.num_response_tokens() for t in played)
     trained = train_metrics.get("trained_tokens", 0.0)
     wall = max(times.iteration, 1e-9)
     busy = max(times.iteration - times.engine_idle, 1e-9)
     return {
         "iteration": iteration, "policy_version": version,
-        **summarize(played), **rollout_time_split(played, times.rollout), **tool_stats,
+        **summarize(played, tools=tools), **rollout_time_split(played, times.rollout), **tool_stats,
         **rollout_metrics,
         **{f"train/{k}": v for k, v in train_metrics.items()},
         "train/loss": train_metrics.get("pg_loss", float("nan")),

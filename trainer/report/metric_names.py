@@ -20,7 +20,8 @@ EPISODE: dict[str, str] = {
     "response_tokens": "mean generated tokens per episode",
     "turn_tokens": "mean generated tokens per turn",
     "invalid_rate": "fraction of turns the environment could not parse",
-    "tool_calls": "mean tool calls per episode",
+    "tool_calls": "mean tool calls per episode (tool metrics: only where the suite has tools "
+                  "or an episode called one)",
     "tool_errors": "mean turns per episode whose step reported an error",
     "tool_error_rate": "fraction of tool calls whose status was not ok",
     "status_done": "episodes the environment ended",
