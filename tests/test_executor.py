@@ -110,6 +110,17 @@ def test_wrong_arguments_and_unknown_tools_are_invalid():
     assert summary["tools/add/invalid"] == 1 and summary["tools/add/calls"] == 2
 
 
+def test_calls_to_unknown_names_count_under_one_key():
+    ex = executor()
+    for name in ("sub", "ad", "Add", "sub"):
+        result = run(ex.call(ToolCall(name, {"a": 1})))
+        assert result.status == "invalid" and result.name == name  # the record keeps the name
+    summary = ex.metrics.summary()
+    assert summary["tools/(unknown)/calls"] == 4 and summary["tools/(unknown)/invalid"] == 4
+    families = {key.split("/")[1] for key in summary}
+    assert families == {"(unknown)"}  # no tools/sub/..., tools/ad/..., tools/Add/...
+
+
 def test_transient_errors_are_retried_with_backoff_and_others_are_not():
     attempts = []
 

@@ -35,7 +35,7 @@ from .base import (
     render_output,
     valid_text,
 )
-from .metrics import ToolMetrics
+from .metrics import UNKNOWN_TOOL, ToolMetrics
 from .registry import ToolRegistry
 from .truncate import TokenCounter, truncate_text
 
@@ -190,6 +190,7 @@ class Executor:
                                                 tokenizer=self.tokenizer)
             result.error = result.content[len("Error: "):] if cut else error
             result.truncated = result.truncated or cut
-        self.metrics.record(result.name, result.status, result.latency, result.attempts,
-                            result.truncated)
+        known = result.name in self.registry
+        self.metrics.record(result.name if known else UNKNOWN_TOOL, result.status,
+                            result.latency, result.attempts, result.truncated)
         return result

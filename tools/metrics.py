@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LATENCY_WINDOW = 4096  # recent calls kept for percentiles
+# Calls to names no tool has are counted under this one name, not one family per misspelling;
+# no tool can be called so (tool names are letters, digits, '_' and '-').
+UNKNOWN_TOOL = "(unknown)"
 
 
 @dataclass

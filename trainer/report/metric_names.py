@@ -104,6 +104,8 @@ METRICS: dict[str, str] = {
     "tools/<tool>/latency_p90": "90th percentile call latency (s)",
     "tools/<tool>/latency_p99": "99th percentile call latency (s)",
     "tools/<tool>/latency_mean": "mean call latency (s)",
+    "tools/(unknown)/<metric>": "the same counters for calls to names no tool has (every "
+                                "misspelling under this one name)",
     # the credit stage (trainer/credit_stage.py, trainer/igpo_scoring.py)
     "credit/flat_groups": "share of groups whose episodes all scored alike (no outcome signal)",
     "dynamic_sampling/rolls": "groups examined this step / groups per step (DAPO dynamic "
