@@ -125,7 +125,6 @@ class LocalSandbox:
             request = {"code": code, "wall": wall, "cpu": cpu_seconds or self.limits.cpu_seconds,
                        "output_bytes": self.limits.output_bytes}
             started = time.perf_counter()
-            kills = self._cgroup.oom_kills() if self._cgroup is not None else 0
             try:
                 self.proc.stdin.write((json.dumps(request) + "\n").encode())
                 await self.proc.stdin.drain()
@@ -141,7 +140,9 @@ class LocalSandbox:
                 raise
             if not line:
                 await self._kill()
-                oom = self._cgroup is not None and self._cgroup.oom_kills() > kills
+                # Killed by SIGKILL (its init reports 128 + 9) after the kernel's OOM killer ran.
+                oom = (self.proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)
+                       and self._cgroup is not None and self._cgroup.oom_kills() > 0)
                 error = (f"MemoryError: the sandbox held more than its {self.limits.memory_mb} MiB "
                          "of memory and was stopped") if oom else await self._stderr() or None
                 return ExecResult(died=True, exit_status=self.proc.returncode,
