@@ -147,11 +147,19 @@ def resolve_source(source: str, overrides: list[str], policy: str | None = None
                    ) -> tuple[Config, str | None]:
     """The config of a recipe or of a run folder, and the model folder to evaluate: `policy`
     when given, else the run's final policy (None for a recipe: its own model)."""
-    from .recipe import RecipeError, load_recipe
+    from .recipe import RecipeError, bundled_recipes, load_recipe, recipe_path
 
     if policy is not None and not (Path(policy) / "config.json").is_file():
         raise RecipeError(f"eval --policy={policy!r}: not a model folder (no config.json)")
     folder = Path(source)
+    if not folder.exists():
+        try:
+            recipe_path(source)
+        except RecipeError:
+            raise RecipeError(f"{source}: no run folder, recipe file or bundled recipe of that "
+                              f"name; `turnwise eval` takes a run folder (runs/<name>, holding "
+                              f"config.yaml and policy/) or a recipe; bundled recipes are "
+                              f"{bundled_recipes()}") from None
     if folder.is_dir():
         if not (folder / "config.yaml").is_file():
             raise RecipeError(f"{source}: a folder given to `turnwise eval` must be a run folder "
@@ -214,8 +222,9 @@ async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, s
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str))
     mode = "greedy" if greedy else f"sampled (temperature {r.temperature})"
-    echo(format_table(report, f"turnwise eval {source}: {cfg.env.name}/{split}, {n_tasks} tasks "
-                              f"x {samples} samples, {mode}"))
+    echo(format_table(report, f"turnwise eval {source}, policy {policy or cfg.model.name}: "
+                              f"{cfg.env.name}/{split}, {n_tasks} tasks x {samples} samples, "
+                              f"{mode}"))
     echo(f"report: {target}")
     return report
 

@@ -98,6 +98,8 @@ def test_eval_cli_on_a_run(run_folder, capsys):
     assert report["metrics"]["turns"]["value"] == pytest.approx(
         sum(e["turns"] for e in report["episodes"]) / 3)
     assert "success" in printed and "pass@1" in printed
+    assert (f"turnwise eval {run_folder}, policy {run_folder / 'policy'}: "
+            "household/valid_seen, 3 tasks x 1 samples, greedy\n") in printed
     out = run_folder / "sampled.json"
     assert main(["eval", str(run_folder), "--split", "valid_unseen", "--samples", "2", "--sampled",
                  "--tasks", "2", "rollout.temperature=2.0", "--out", str(out)]) == 0
@@ -128,11 +130,12 @@ def test_task_seed_gives_runs_of_different_seeds_the_same_tasks(run_folder):
     assert common[1] == 1000 and common[0] != loop_tasks
 
 
-def test_policy_option_evaluates_another_model_folder(run_folder, tmp_path, tiny_path):
+def test_policy_option_evaluates_another_model_folder(run_folder, tmp_path, tiny_path, capsys):
     start = tmp_path / "sft-start"
     shutil.copytree(tiny_path, start)
     # A run folder: its config, another model; the report goes beside the final policy's.
     assert main(["eval", str(run_folder), "--tasks", "2", "--policy", str(start)]) == 0
+    assert f"turnwise eval {run_folder}, policy {start}: " in capsys.readouterr().out
     report = json.loads((run_folder / "eval-valid_seen-sft-start.json").read_text())
     assert report["model"] == str(start) and report["episodes_total"] == 2
     assert not (run_folder / "eval-valid_seen.json").exists()
@@ -150,5 +153,9 @@ def test_eval_cli_errors_name_the_problem(run_folder, tmp_path, capsys):
     assert "allowed are" in capsys.readouterr().err
     assert main(["eval", str(tmp_path)]) == 2
     assert "run folder" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nope'}: no run folder, recipe file or bundled recipe" in err
+    assert "runs/<name>, holding config.yaml and policy/" in err and "household_grpo" in err
     assert main(["eval", str(run_folder), "--policy", str(tmp_path / "nowhere")]) == 2
     assert "--policy=" in capsys.readouterr().err
