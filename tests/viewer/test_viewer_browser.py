@@ -3,6 +3,9 @@ the advantage the data gives it."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 from turnwise.trainer.report.view import build_viewer
 from viewer_browser import Page, chromium, requires_browser, rgba
@@ -134,3 +137,25 @@ def test_screenshot(view, tmp_path):
     assert path.stat().st_size > 20_000
     print(f"screenshot: {path}")
     assert view.errors == []
+
+
+def test_the_head_says_which_weights_played_the_episode(browser, synthetic_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run.dir, run)
+    path = run / "trajectories" / "iter_00002.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[0]["version"] = 1  # iteration 2 trains on what the weights after iteration 1 played
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    page = Page(browser, build_viewer(run, tmp_path / "v.html"))
+    try:
+        page.page.click("#iterations li[data-iteration='2']")
+        page.page.click(f"#traj-list li[data-key='2|{records[0]['traj_id']}']")
+        head = page.page.inner_text(".traj-head .kv")
+        assert "iteration 2" in head
+        assert "played by policy version 1 (the weights after iteration 1)" in head
+        page.page.click(f"#traj-list li[data-key='2|{records[1]['traj_id']}']")
+        assert ("played by policy version 0 (the starting weights)"
+                in page.page.inner_text(".traj-head .kv"))
+        assert page.errors == []
+    finally:
+        page.page.close()

@@ -79,7 +79,27 @@ def test_view_rejects_an_old_record_format(synthetic_run, tmp_path, capsys):
     assert main(["view", str(run), "--last", "1"]) == 2
     assert "iter_00002.jsonl:1: trajectory record format None" in capsys.readouterr().err
     assert main(["view", str(run), "--iterations", "7"]) == 2
-    assert "none of the saved iterations [1, 2]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: --iterations 7: none of the saved iterations [1, 2] is selected" in err
+    assert "--last" not in err  # only the options given are named
+
+
+def test_a_selection_leaves_the_full_viewer_alone(synthetic_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run.dir, run)
+    assert main(["view", str(run)]) == 0
+    full = (run / "viewer.html").read_text()
+    assert f"{run / 'viewer.html'}  (" in capsys.readouterr().out
+    assert main(["view", str(run), "--last", "1"]) == 0
+    assert f"{run / 'viewer-last1.html'}  (" in capsys.readouterr().out
+    assert main(["view", str(run), "--iterations", "1, 2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{run / 'viewer-it1_2.html'}  (" in printed and "2 iterations: 1-2;" in printed
+    assert (run / "viewer.html").read_text() == full  # not overwritten by either
+    assert main(["view", str(run), "--iterations", "1-2", "--last", "5"]) == 0
+    assert (run / "viewer-it1-2-last5.html").exists()
+    assert main(["view", str(run), "--iterations", "5", "--last", "1"]) == 2
+    assert "--iterations 5 --last 1: none of the saved" in capsys.readouterr().err
 
 
 @pytest.mark.slow

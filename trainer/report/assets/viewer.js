@@ -169,7 +169,10 @@ function trajectoryView(traj) {
       kv("iteration", traj.iteration), kv("group", traj.uid),
       kv("task", `${traj.task_id} (${traj.task_kind || "–"})`),
       kv("reward", num(traj.outcome_reward)), kv("status", traj.status), kv("mode", traj.mode),
-      kv("policy version", traj.version),
+      // Iteration N trains on episodes played by the weights after iteration N - 1 (or older,
+      // with rollout.max_staleness): version V is the weights after iteration V.
+      kv("played by", traj.version === 0 ? "policy version 0 (the starting weights)"
+        : `policy version ${traj.version} (the weights after iteration ${traj.version})`),
       traj.parent_id ? kv("branched from", `${traj.parent_id} at turn ${traj.branch_turn}`) : null,
       traj.answer_logprob_prompt !== null
         ? kv("answer log-prob (prompt)", num(traj.answer_logprob_prompt)) : null,
