@@ -80,6 +80,17 @@ def test_episodes_side_by_side_play_as_they_play_alone(suite):
         assert steps[-1].info["success"] and [s.info["action"] for s in steps] == walkthrough
 
 
+def test_playing_leaves_the_process_argv_and_random_state_alone(suite, monkeypatch):
+    import random
+
+    monkeypatch.setattr(sys, "argv", ["turnwise", "train", "alfworld_gigpo"])
+    random.seed(7)
+    expected = random.Random(7).random()
+    asyncio.run(_play(suite, suite.tasks("valid_seen", 1, seed=4)[0]))
+    assert sys.argv == ["turnwise", "train", "alfworld_gigpo"]  # Fast Downward rewrites it
+    assert random.random() == expected  # the expert's draws come from their own seeds
+
+
 def test_first_observation_actions_and_expert_plan(suite):
     task = next(t for t in suite.tasks("valid_seen", 6, seed=1) if t.kind == "pick_and_place_simple")
     env = suite.make()
