@@ -8,8 +8,9 @@ those benchmarks and replaces just their records, marked with the date of the re
 
 Each benchmark prints its own table (kept verbatim in RESULTS.md, with the command that made it)
 and writes its figures as JSON, from which the summary of ratios and the scaling note are filled
-in. The vLLM engine benchmark runs in .venv-vllm when it exists (`make vllm-venv`). Full run:
-about 25 minutes on 2 cores; `--quick` runs toy sizes (a few minutes) to check that all run.
+in. The vLLM engine and server engine benchmarks run in .venv-vllm when it exists
+(`make vllm-venv`). Full run: about 25 minutes on 2 cores; `--quick` runs toy sizes (a few
+minutes) to check that all run.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ BENCHES = (
     Bench("engine_overhead_vllm", "engine_overhead",
           ("--engine", "vllm", "--concurrency", "16", "64", "--repeats", "15"),
           ("--engine", "vllm", "--concurrency", "8", "--tokens", "8", "--repeats", "1"), vllm=True),
+    Bench("server_engine", "server_engine", ("--concurrency", "16", "64", "--repeats", "9"),
+          ("--concurrency", "8", "--tokens", "8", "--repeats", "1", "--sync-hidden", "128",
+           "--sync-layers", "2"), vllm=True),
     Bench("trl_comparison", "trl_comparison", ("--rounds", "3", "--steps", "3"),
           ("--rounds", "1", "--steps", "1", "--prompts", "2", "--group", "4", "--tokens", "8")),
     Bench("prefix_sharing", "prefix_sharing", ("--tasks", "4", "--repeats", "3"),
@@ -65,8 +69,8 @@ BENCHES = (
           ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
     Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
 )
-WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "trl_comparison",
-             "prefix_sharing", "credit_overhead", "train_backends", "memory"}
+WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "server_engine",
+             "trl_comparison", "prefix_sharing", "credit_overhead", "train_backends", "memory"}
 
 
 def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:

@@ -1,25 +1,28 @@
-"""Whole runs against a real vLLM server: `turnwise eval` through the official `openai` client
-(engine.kind=openai), the same episodes through the token path (engine.kind=server), and a
-short RL run whose weights reach the server after every update.
+"""Whole runs against real vLLM servers: `turnwise eval` through the official `openai` client
+(engine.kind=openai), the same episodes through the token path (engine.kind=server), a short RL
+run whose weights reach the server after every update, and two nodes simulated on this machine
+(two launcher invocations meeting on 127.0.0.1, each node with its own server).
 
-The trainer side runs in this venv, the server from .venv-vllm, as a deployment would; one
-server serves the module. Skipped where no Python with vLLM is found (`make vllm-venv`).
+The trainer side runs in this venv, the servers from .venv-vllm, as a deployment would; two
+servers serve the module. Skipped where no Python with vLLM is found (`make vllm-venv`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 import torch
-from vllm_servers import has_vllm_python, running_servers
-
 from turnwise.trainer.build import basics, build_run, eval_settings
 from turnwise.trainer.cli import main
 from turnwise.trainer.models import resolve_model
 from turnwise.trainer.recipe import load_recipe
+from vllm_servers import has_vllm_python, running_servers
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.skipif(
     not has_vllm_python(), reason="no Python with vLLM here (`make vllm-venv` builds .venv-vllm)")]
@@ -34,10 +37,15 @@ def model_path():
 
 
 @pytest.fixture(scope="module")
-def server(model_path, tmp_path_factory):
-    with running_servers(model_path, 1, str(tmp_path_factory.mktemp("vllm")),
+def servers(model_path, tmp_path_factory):
+    with running_servers(model_path, 2, str(tmp_path_factory.mktemp("vllm")),
                          max_model_len=1024) as started:
-        yield started[0]
+        yield started
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0]
 
 
 def play(overrides: list[str], tasks: int = 3):
@@ -130,3 +138,53 @@ def test_rl_through_the_server_engine_syncs_every_update(server, tmp_path):
         -1, torch.tensor(choice["token_ids"]).unsqueeze(-1)).squeeze(-1)
     got = torch.tensor([c["logprob"] for c in choice["logprobs"]["content"]])
     assert torch.allclose(got, expected, atol=2e-3)
+
+
+def served_requests(url: str) -> float:
+    """Generation requests the server has finished (its Prometheus counter)."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=30).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total"))
+
+
+@pytest.mark.deepspeed
+def test_two_nodes_each_with_its_own_server_train_their_own_groups_and_log_once(
+        servers, tmp_path):
+    """Two `torchrun` invocations (--nnodes 2, one process each) meet on 127.0.0.1 as two nodes
+    would; node i rolls out on server i and syncs its weights there; DeepSpeed (gloo) reduces
+    the gradients; rank 0 alone writes the run folder."""
+    import importlib.util
+
+    from turnwise.agent.engines.server_launch import free_port
+
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("deepspeed is not installed (the `deepspeed` extra)")
+    before = [served_requests(s.url) for s in servers]
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank),
+         "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+         "-m", "turnwise.trainer.cli", "train", *RECIPE, "train.backend=deepspeed",
+         "deepspeed.zero_stage=2", "train.iterations=3", "sft.episodes=0", "eval.tasks=0",
+         "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
+         "rollout.max_tokens_per_turn=8", "train.threads=1", "log.quiet=true",
+         f"log.dir={tmp_path / f'node{rank}'}", "log.run_name=r", "engine.kind=server",
+         f"engine.urls=[{servers[rank].url}]"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for rank in (0, 1)]
+    outputs = [node.communicate(timeout=900)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    # Logged once: rank 0 wrote the run folder, rank 1 none.
+    assert not (tmp_path / "node1").exists()
+    lines = (tmp_path / "node0" / "r" / "metrics.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, lines) if r.get("iteration", 0) >= 1]
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    # Each node played its own task (2 episodes) per step; the log sums both, once.
+    assert all(r["rollout/episodes"] == 4 for r in records)
+    assert records[-1]["policy_version"] == 3
+    for server, served in zip(servers, before):
+        # Every node rolled out on its own server and synced its weights there after each step.
+        assert served_requests(server.url) - served >= 3 * 2  # >= 1 turn per episode
+        label = json.load(urllib.request.urlopen(f"{server.url}/weight_info", timeout=30))
+        assert label == {"weight_version": "3"}
