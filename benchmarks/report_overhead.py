@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         cfg = Config(log=LogConfig(dir=root, run_name="bench", save_trajectories=args.save,
                                    tensorboard=False, wandb=WandbConfig(mode="disabled")))
-        log = RunLog(cfg)
+        log = RunLog(cfg.log, name=cfg.name, resolved=cfg.model_dump())
         records = [{"iteration": i, "rollout/reward": i / 100, "rollout/success": i / 200,
                     "train/pg_loss": 0.1, "train/approx_kl": 1e-3, "train/entropy": 1.0,
                     "train/clipfrac": 0.01, "rollout/turns": 5.0, "rollout/response_tokens": 50.0,

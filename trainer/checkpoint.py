@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import Config
 from .dist import World
 
 FOLDER = "checkpoints"
@@ -122,30 +121,31 @@ def read_meta(path: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and "iteration" in meta else None
 
 
-def find_resume(cfg: Config) -> tuple[Path | None, Path | None]:
-    """(run folder, checkpoint) that `cfg.resume` asks for; (None, None) starts a fresh run.
+def find_resume(resume: str | None, *, log_dir: str, run_name: str | None,
+                name: str) -> tuple[Path | None, Path | None]:
+    """(run folder, checkpoint) that `resume` asks for; (None, None) starts a fresh run.
 
     `auto` takes the newest valid checkpoint of `log.dir/log.run_name`, or, without a run name,
     of the newest `log.dir/<name>-*` run that has one; a path names a checkpoint or a run folder.
     """
-    if cfg.resume is None:
+    if resume is None:
         return None, None
-    if cfg.resume == "auto":
-        if cfg.log.run_name:
-            runs = [Path(cfg.log.dir) / cfg.log.run_name]
+    if resume == "auto":
+        if run_name:
+            runs = [Path(log_dir) / run_name]
         else:
-            runs = sorted(Path(cfg.log.dir).glob(f"{cfg.name}-*"), key=lambda p: p.stat().st_mtime)
+            runs = sorted(Path(log_dir).glob(f"{name}-*"), key=lambda p: p.stat().st_mtime)
         for run in reversed(runs):
             found = newest_intact(run)
             if found is not None:
                 return run, found
         return None, None
-    path = Path(cfg.resume)
+    path = Path(resume)
     if read_meta(path) is not None:
         return path.parent.parent, path
     found = newest_intact(path)
     if found is None:
-        raise ValueError(f"resume={cfg.resume!r}: neither a checkpoint nor a run folder with a "
+        raise ValueError(f"resume={resume!r}: neither a checkpoint nor a run folder with a "
                          f"complete, undamaged checkpoint under {FOLDER}/")
     return path, found
 

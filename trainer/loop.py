@@ -61,11 +61,14 @@ async def _train(cfg: Config, echo) -> RunResult:
     world = init_world(cfg.train.backend, tasks_per_iteration=cfg.rollout.tasks_per_iteration)
     if cfg.deterministic:
         use_deterministic_kernels()
-    resume_dir, checkpoint = world.broadcast(find_resume(cfg) if world.is_main else None)
+    resume_dir, checkpoint = world.broadcast(
+        find_resume(cfg.resume, log_dir=cfg.log.dir, run_name=cfg.log.run_name, name=cfg.name)
+        if world.is_main else None)
     if resume_dir is not None:  # continue in the folder of the run being resumed
         cfg.log.dir, cfg.log.run_name = str(resume_dir.parent), resume_dir.name
     echo = echo if world.is_main else _quiet
-    log = rank_zero_log(world, lambda: RunLog(cfg))
+    log = rank_zero_log(world, lambda: RunLog(cfg.log, name=cfg.name,
+                                              resolved=cfg.model_dump()))
     echo(f"run folder: {log.dir}")
     model_path = resolve_model(cfg.model)
     base = basics(cfg, model_path)
@@ -84,7 +87,9 @@ async def _rl(cfg: Config, run: Run, start: ColdStart, checkpoint, world: World,
     run_sft(cfg, run, start, log=log, echo=echo)
     seed_everything(cfg.seed + 1)  # RL draws the same numbers whether SFT ran or was cached
     if cfg.kl.coef:
-        echo(f"kl reference: {attach_reference(backend, cfg, start.model_path, log.dir, sft_done=bool(start.demos))}")
+        reference = attach_reference(backend, start.model_path, log.dir, lora=cfg.lora.enabled,
+                                     sft_done=bool(start.demos))
+        echo(f"kl reference: {reference}")
     first, producer_state = 0, None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, backend, world)

@@ -11,11 +11,11 @@ import torch
 
 from ..rollouts.batch import RolloutBatch
 from ..rollouts.trajectory import Trajectory
-from .config import Config, KLConfig
+from .config import KLConfig
 from .losses import kl_estimate
 
 
-def attach_reference(backend, cfg: Config, model_path: str, run_dir: str | Path, *,
+def attach_reference(backend, model_path: str, run_dir: str | Path, *, lora: bool,
                      sft_done: bool) -> str:
     """Freeze the reference policy on `backend`; returns a description for the log.
 
@@ -24,7 +24,7 @@ def attach_reference(backend, cfg: Config, model_path: str, run_dir: str | Path,
     same weights. With LoRA it is the base model with the adapters switched off, which costs
     no memory (and is the pre-SFT base).
     """
-    if cfg.lora.enabled:
+    if lora:
         backend.attach_reference(None)
         return "the base model with LoRA adapters disabled"
     snapshot = Path(run_dir) / "reference"

@@ -24,7 +24,7 @@ import yaml
 
 from ..rollouts.batch import RolloutBatch
 from ..rollouts.trajectory import Trajectory
-from .config import Config
+from .config import LogConfig
 from .report.plots import write_plots
 from .report.samples import TokenText, pick_groups, rows_of, sample_records
 from .report.sinks import JsonlSink, MetricSink, TensorboardSink, jsonable
@@ -38,21 +38,23 @@ def _stderr(message: str) -> None:
 class RunLog:
     """Writes everything a run leaves behind into one folder."""
 
-    def __init__(self, cfg: Config, *, warn: Callable[[str], Any] = _stderr) -> None:
-        name = cfg.log.run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.cfg, self.warn = cfg, warn
-        self.dir = Path(cfg.log.dir) / name
+    def __init__(self, log: LogConfig, *, name: str, resolved: dict[str, Any],
+                 warn: Callable[[str], Any] = _stderr) -> None:
+        """A run folder under `log.dir`, named `log.run_name` or `name` and the time; `resolved`
+        is the resolved recipe, written as config.yaml."""
+        name = log.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.settings, self.warn = log, warn
+        self.dir = Path(log.dir) / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        config = cfg.model_dump()
-        (self.dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (self.dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         self.metrics_path = self.dir / "metrics.jsonl"
         self.sinks: list[MetricSink] = [JsonlSink(self.metrics_path)]
-        if cfg.log.tensorboard:
+        if log.tensorboard:
             self.sinks.append(TensorboardSink(self.dir / "tensorboard"))
-        mode = resolve_mode(cfg.log.wandb)
+        mode = resolve_mode(log.wandb)
         if mode != "disabled":
             try:
-                self.sinks.append(WandbSink(cfg.log.wandb, mode, self.dir, name, config, warn))
+                self.sinks.append(WandbSink(log.wandb, mode, self.dir, name, resolved, warn))
             except Exception as exc:  # noqa: BLE001 - metrics.jsonl has it all; wandb is optional
                 warn(f"wandb: could not start ({type(exc).__name__}: {exc}); "
                      "continuing without it (set log.wandb.mode=disabled to silence this)")
@@ -76,15 +78,15 @@ class RunLog:
         Call it before the update: the trainer log-probs must come from the policy that the
         rollout log-probs came from, so that their difference shows engine/trainer mismatch.
         """
-        limit = self.cfg.log.save_trajectories
-        if limit <= 0 or iteration % self.cfg.log.save_every:
+        limit = self.settings.save_trajectories
+        if limit <= 0 or iteration % self.settings.save_every:
             return
         started = time.perf_counter()
         if self._token_text is None or self._token_text.tokenizer is not tokenizer:
             self._token_text = TokenText(tokenizer)
         chosen = pick_groups(trajectories, limit)
         trainer_logprobs = None
-        if self.cfg.log.trainer_logprobs and backend is not None:
+        if self.settings.trainer_logprobs and backend is not None:
             trainer_logprobs = backend.forward_logprobs(batch.select(rows_of(batch, chosen)))
         records = sample_records(iteration, trajectories, per_turn, batch, chosen,
                                  self._token_text, trainer_logprobs)
@@ -97,7 +99,7 @@ class RunLog:
 
     def plot(self, iteration: int | None = None) -> None:
         """Redraw the plots: every `log.plot_every` iterations, or now when `iteration` is None."""
-        every = self.cfg.log.plot_every
+        every = self.settings.plot_every
         if iteration is None or (every and iteration % every == 0):
             write_plots(self.dir)
 

@@ -27,7 +27,7 @@ from turnwise.trainer.checkpoint import (
     newest_intact,
     save_checkpoint,
 )
-from turnwise.trainer.config import Config, LossConfig, TrainConfig
+from turnwise.trainer.config import LossConfig, TrainConfig
 from turnwise.trainer.dist import World
 
 WORKER = Path(__file__).with_name("nan_worker.py")
@@ -117,9 +117,8 @@ def test_damaged_checkpoints_are_detected_and_the_previous_one_is_used(tiny_mode
     assert [w.split(": ")[:2] for w in warnings] == [
         ["warning", f"skipping damaged checkpoint {folder / 'iter_000003'}"],
         ["warning", f"skipping damaged checkpoint {folder / 'iter_000002'}"]]
-    cfg = Config.model_validate({"log": {"dir": str(tmp_path.parent), "run_name": tmp_path.name},
-                                 "resume": "auto"})
-    assert find_resume(cfg) == (tmp_path, folder / "iter_000001")
+    assert find_resume("auto", log_dir=str(tmp_path.parent), run_name=tmp_path.name,
+                       name="run") == (tmp_path, folder / "iter_000001")
 
     fresh = TorchBackend(AutoModelForCausalLM.from_pretrained(tiny_path), TrainConfig(),
                          LossConfig())

@@ -60,13 +60,12 @@ def test_incomplete_checkpoints_are_ignored_and_auto_picks_the_newest(tmp_path):
     (run / "checkpoints" / "iter_000006").mkdir()  # killed before meta.json was written
     assert [p.name for p in valid_checkpoints(run)] == ["iter_000001", "iter_000004"]
 
-    cfg = Config.model_validate({"name": "job", "log": {"dir": str(tmp_path / "runs")},
-                                 "resume": "auto"})
-    assert find_resume(cfg) == (run, run / "checkpoints" / "iter_000004")
-    named = cfg.model_copy(update={"log": cfg.log.model_copy(update={"run_name": "other"})})
-    assert find_resume(named) == (None, None)  # nothing to resume: a fresh run
-    explicit = cfg.model_copy(update={"resume": str(run / "checkpoints" / "iter_000001")})
-    assert find_resume(explicit) == (run, run / "checkpoints" / "iter_000001")
+    where = {"log_dir": str(tmp_path / "runs"), "name": "job"}
+    assert find_resume("auto", run_name=None, **where) == (run, run / "checkpoints" / "iter_000004")
+    # nothing to resume: a fresh run
+    assert find_resume("auto", run_name="other", **where) == (None, None)
+    explicit = str(run / "checkpoints" / "iter_000001")
+    assert find_resume(explicit, run_name=None, **where) == (run, run / "checkpoints" / "iter_000001")
     with pytest.raises(ValueError, match="resume='/nowhere'"):
         Config.model_validate({"resume": "/nowhere"})
 

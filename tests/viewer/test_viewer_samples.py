@@ -109,7 +109,7 @@ def test_runlog_saves_every_n_iterations_and_asks_the_trainer_once(tmp_path):
 
     cfg = Config(log=LogConfig(dir=str(tmp_path), run_name="r", save_every=2, save_trajectories=3,
                                tensorboard=False, wandb=WandbConfig(mode="disabled")))
-    log = RunLog(cfg)
+    log = RunLog(cfg.log, name=cfg.name, resolved=cfg.model_dump())
     trajs, per_turn = per_step_trajectories()
     batch = build_batch(trajs, pad_id=0)
     credit.assign_advantages(batch, per_turn)

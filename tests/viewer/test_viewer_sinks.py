@@ -66,7 +66,7 @@ def test_online_without_login_falls_back_to_offline_and_keeps_logging(tmp_path, 
     cfg = Config(log=LogConfig(dir=str(tmp_path), run_name="w", tensorboard=False,
                                wandb=WandbConfig(mode="online", init_timeout=10)))
     started = time.perf_counter()
-    log = RunLog(cfg, warn=warnings.append)
+    log = RunLog(cfg.log, name=cfg.name, resolved=cfg.model_dump(), warn=warnings.append)
     wandb_sink = log.sinks[-1]
     assert wandb_sink.mode == "offline"
     assert any("online start failed" in w for w in warnings), warnings

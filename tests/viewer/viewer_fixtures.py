@@ -104,7 +104,7 @@ def write_run(root: Path, name: str = "synthetic") -> SyntheticRun:
 
     cfg = Config(name=name, log=LogConfig(dir=str(root), run_name=name, tensorboard=False,
                                           wandb=WandbConfig(mode="disabled")))
-    log = RunLog(cfg)
+    log = RunLog(cfg.log, name=cfg.name, resolved=cfg.model_dump())
     backend = ShiftedBackend()
     iterations = {1: per_step_trajectories(), 2: full_trajectories()}
     for it, (trajs, per_turn) in iterations.items():

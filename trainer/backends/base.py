@@ -77,11 +77,12 @@ def make_backend(cfg: Config, model_path: str, *, world: World, device: str) -> 
     if cfg.train.backend == "deepspeed":
         from .deepspeed_backend import DeepSpeedBackend, load_for_zero
 
-        model = load_for_zero(model_path, cfg)
+        model = load_for_zero(model_path, cfg.deepspeed, cfg.train, dtype=cfg.model.dtype)
         if cfg.lora.enabled:
             model = wrap_lora(model, cfg.lora)
-        return DeepSpeedBackend(model, cfg, world=world, device=device, seed=cfg.seed + world.rank,
-                                schedule=schedule)
+        return DeepSpeedBackend(model, cfg.train, cfg.loss, cfg.kl, cfg.deepspeed,
+                                temperature=temperature, dtype=cfg.model.dtype, world=world,
+                                device=device, seed=cfg.seed + world.rank, schedule=schedule)
     raise ValueError(f"train.backend={cfg.train.backend!r}: allowed are {list(BACKENDS)}")
 
 

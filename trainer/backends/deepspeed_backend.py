@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ...rollouts.batch import RolloutBatch
-from ..config import Config
+from ..config import DeepSpeedConfig, KLConfig, LossConfig, TrainConfig
 from ..dist import World
 from ..logprobs import token_logprobs
 from ..update import LRSchedule, optimise, ppo_update, score
@@ -26,9 +26,9 @@ from .base import (enable_checkpointing, export_pretrained, resolve_packing, res
 from .lora import is_lora, merged_named_tensors
 
 
-def deepspeed_config(cfg: Config, *, bf16: bool, cuda: bool, train: bool = True) -> dict[str, Any]:
+def deepspeed_config(ds: DeepSpeedConfig, train_cfg: TrainConfig, *, bf16: bool, cuda: bool,
+                     train: bool = True) -> dict[str, Any]:
     """The DeepSpeed JSON config a recipe implies (micro-batching and accumulation are ours)."""
-    ds = cfg.deepspeed
     zero: dict[str, Any] = {"stage": ds.zero_stage}
     if ds.offload_optimizer and train:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": cuda}
@@ -44,26 +44,28 @@ def deepspeed_config(cfg: Config, *, bf16: bool, cuda: bool, train: bool = True)
         "wall_clock_breakdown": False,
     }
     if train:
-        config["gradient_clipping"] = cfg.train.grad_clip
+        config["gradient_clipping"] = train_cfg.grad_clip
         # The optimizer is ours (torch AdamW, or DeepSpeedCPUAdam for offload on a GPU machine).
         config["zero_allow_untested_optimizer"] = True
         config["zero_force_ds_cpu_optimizer"] = False
     return config
 
 
-def load_for_zero(path: str, cfg: Config, *, train: bool = True) -> torch.nn.Module:
+def load_for_zero(path: str, ds: DeepSpeedConfig, train_cfg: TrainConfig, *, dtype: str,
+                  train: bool = True) -> torch.nn.Module:
     """The causal LM at `path`; under ZeRO-3 it is partitioned while loading (zero.Init)."""
     from ..models import load_policy
 
-    if cfg.deepspeed.zero_stage != 3:
-        return load_policy(path, cfg.model.dtype)[0]
+    if ds.zero_stage != 3:
+        return load_policy(path, dtype)[0]
     from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    marker = HfDeepSpeedConfig(deepspeed_config(cfg, bf16=use_bf16(cfg.train.precision, device),
-                                                cuda=device.type == "cuda", train=train))
+    marker = HfDeepSpeedConfig(deepspeed_config(
+        ds, train_cfg, bf16=use_bf16(train_cfg.precision, device), cuda=device.type == "cuda",
+        train=train))
     try:
-        return load_policy(path, cfg.model.dtype)[0]
+        return load_policy(path, dtype)[0]
     finally:
         # Only this load is partitioned: the inference engine's copy must stay whole.
         unset_hf_deepspeed_config()
@@ -75,32 +77,33 @@ class DeepSpeedBackend:
 
     name = "deepspeed"
 
-    def __init__(self, model: torch.nn.Module, cfg: Config, *, world: World, device: str,
-                 seed: int = 0, schedule: LRSchedule | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, train: TrainConfig, loss: LossConfig,
+                 kl: KLConfig, ds: DeepSpeedConfig, *, temperature: float, dtype: str,
+                 world: World, device: str, seed: int = 0,
+                 schedule: LRSchedule | None = None) -> None:
         import deepspeed
 
-        self.cfg = cfg
-        self.train_cfg = cfg.train
+        self.train_cfg, self.ds, self.dtype = train, ds, dtype
         self.world = world
         self.device = torch.device(device)
-        self.stage = cfg.deepspeed.zero_stage
-        self.temperature = cfg.rollout.temperature
-        self.objective = rl_objective(cfg.loss, cfg.kl)
-        self.bf16 = use_bf16(cfg.train.precision, self.device)
-        if cfg.train.gradient_checkpointing:
+        self.stage = ds.zero_stage
+        self.temperature = temperature
+        self.objective = rl_objective(loss, kl)
+        self.bf16 = use_bf16(train.precision, self.device)
+        if train.gradient_checkpointing:
             enable_checkpointing(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = _optimizer(params, cfg, cuda=self.device.type == "cuda")
+        optimizer = _optimizer(params, train, ds, cuda=self.device.type == "cuda")
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=model, optimizer=optimizer,
-            config=deepspeed_config(cfg, bf16=self.bf16, cuda=self.device.type == "cuda"))
+            config=deepspeed_config(ds, train, bf16=self.bf16, cuda=self.device.type == "cuda"))
         self.model = self.engine.module
         self.generator = torch.Generator().manual_seed(seed)
         self.reference: Any = None
-        self.packed = resolve_packing(cfg.train.packing, self.model, self.engine, self.device)
-        self.share_prefix = resolve_sharing(cfg.train.share_prefix, packed=self.packed,
-                                            checkpointing=cfg.train.gradient_checkpointing)
-        self.begin_phase(schedule or LRSchedule(cfg.train.lr))
+        self.packed = resolve_packing(train.packing, self.model, self.engine, self.device)
+        self.share_prefix = resolve_sharing(train.share_prefix, packed=self.packed,
+                                            checkpointing=train.gradient_checkpointing)
+        self.begin_phase(schedule or LRSchedule(train.lr))
 
     # ----------------------------------------------------------------------------- contract
 
@@ -167,10 +170,11 @@ class DeepSpeedBackend:
             return
         import deepspeed
 
-        model = load_for_zero(path, self.cfg, train=False).eval().requires_grad_(False)
+        model = load_for_zero(path, self.ds, self.train_cfg, dtype=self.dtype,
+                              train=False).eval().requires_grad_(False)
         if self.stage == 3:
-            config = deepspeed_config(self.cfg, bf16=self.bf16, cuda=self.device.type == "cuda",
-                                      train=False)
+            config = deepspeed_config(self.ds, self.train_cfg, bf16=self.bf16,
+                                      cuda=self.device.type == "cuda", train=False)
             self.reference = deepspeed.initialize(model=model, config=config)[0]
             self.reference.eval()
         else:
@@ -246,14 +250,14 @@ class DeepSpeedBackend:
         return deepspeed.zero.GatheredParameters(list(params), modifier_rank=None)
 
 
-def _optimizer(params: list[torch.nn.Parameter], cfg: Config, *, cuda: bool) -> torch.optim.Optimizer:
+def _optimizer(params: list[torch.nn.Parameter], t: TrainConfig, ds: DeepSpeedConfig, *,
+               cuda: bool) -> torch.optim.Optimizer:
     """AdamW; with optimizer offload on a GPU machine, DeepSpeed's vectorised CPU Adam.
 
     On a CPU-only machine the offloaded step runs on the CPU either way, so torch's AdamW does it
     without compiling DeepSpeed's op.
     """
-    t = cfg.train
-    if cfg.deepspeed.offload_optimizer and cuda:
+    if ds.offload_optimizer and cuda:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(params, lr=t.lr, weight_decay=t.weight_decay, adamw_mode=True)
