@@ -249,11 +249,13 @@ class Orchestrator:
 
 
 def oracle_act(oracle: Oracle, formatter: ChatFormatter) -> Act:
-    """A policy that answers with the oracle's text, tokenised and closed with eos."""
+    """A policy that answers with the oracle's text, tokenised and closed the way the template
+    closes an assistant turn (eos, or e.g. Cohere 2's end-of-response token and eos)."""
 
     async def act(prompt_ids: list[int], obs: Observation, params: SamplingParams) -> Completion:
         text = oracle.act(obs)
-        ids = list(formatter.tokenizer.encode(text, add_special_tokens=False)) + [formatter.eos_id]
+        ids = list(formatter.tokenizer.encode(text, add_special_tokens=False))
+        ids += formatter.closing_ids
         return Completion(token_ids=ids, logprobs=[0.0] * len(ids), finish_reason="stop",
                           info={"demonstration": True})
 
