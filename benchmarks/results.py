@@ -33,6 +33,15 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
         for r in f["rows"]:
             rows.append((f"vllm engine, N={r['concurrency']}: engine / LLM.generate",
                          f"{r['engine/LLM.generate']:.2f}x", "<= 1.10"))
+    if f := _fig(records, "server_engine"):
+        for r in f["rows"]:
+            what = f"server engine, N={r['concurrency']}: vLLM server over HTTP / in-process vllm"
+            rows.append((what, f"{r['server/in-process']:.2f}x", "<= 1.15"))
+        scale, sync = f["scale"], f["sync"]
+        rows.append((f"server engine, N={scale['concurrency']}: one server / two servers (time)",
+                     f"{scale['one/two']:.2f}x", ""))
+        rows.append((f"weight sync to a vLLM server on CPU ({sync['mb']:.0f} MB, file path)",
+                     f"{sync['sync_s_per_100mb']:.2f} s per 100 MB", ""))
     if f := _fig(records, "trl_comparison"):
         rows.append(("GRPO iteration: TRL GRPOTrainer / turnwise (time per iteration)",
                      f"{f['trl/turnwise']:.2f}x", ">= 1.5"))
@@ -162,6 +171,8 @@ def scaling_note(records: list[dict]) -> str:
         "- **Sync** copies 2P bytes (bf16) from trainer to engine: milliseconds in-process for "
         "the tiny model (`hf` engine), one host round trip for vLLM (safetensors in /dev/shm). "
         "It grows linearly with model size and is paid once per iteration.")
+    if server := _fig(records, "server_engine"):
+        out.append(server_note(server))
     out.append(
         "- **Putting it together**: generation dominates as episodes lengthen (linear in turns x "
         "tokens, hard to parallelise within an episode); the update dominates for long contexts "
@@ -173,6 +184,31 @@ def scaling_note(records: list[dict]) -> str:
                "`python -m benchmarks.train_backends --device cuda ...` and the vLLM engine "
                "benchmark on a CUDA build of vLLM are the commands to run where one is available.")
     return "\n".join(out)
+
+
+def server_note(f: dict) -> str:
+    """What the server engine's figures say about serving rollouts from vLLM servers."""
+    ratios = ", ".join(f"{r['server/in-process']:.2f}x at N={r['concurrency']}"
+                       for r in f["rows"])
+    scale, sync = f["scale"], f["sync"]
+    gb = 3.0  # a 1.5B-parameter model in bf16
+    return (
+        "- **Servers** (`engine.kind: server`): one vLLM server over HTTP against the "
+        f"in-process vllm engine on the same requests: {ratios} the time. It adds JSON, an "
+        "HTTP hop and the server's API process, a fixed cost per request that a longer "
+        "generation or a larger model hides. Two servers against one at "
+        f"N={scale['concurrency']}: {scale['one/two']:.2f}x ({scale['share_on_second']:.0%} of "
+        "the requests on the second). Here both servers, their API processes and the client "
+        "share two cores, so this bounds the balancing overhead rather than predicting "
+        "scale-out; on GPUs each server owns its GPUs and decoding is memory-bound per GPU, "
+        "so rollout throughput grows about linearly with servers until the trainer (update "
+        "and weight sync) or the environments are the bottleneck. The CPU weight-sync path "
+        f"(safetensors in /dev/shm, loaded through the worker extension) took "
+        f"{sync['sync_s_per_100mb']:.2f} s per 100 MB ({sync['mb']:.0f} MB model, the file "
+        f"write {sync['write_s']:.2f} s of {sync['sync_s']:.2f} s): ~"
+        f"{sync['sync_s_per_100mb'] * gb * 10:.0f} s for a 1.5B bf16 model ({gb:.0f} GB), paid "
+        "in parallel on every server. vLLM's NCCL broadcast from trainer rank 0 would replace "
+        "the file on GPUs (not implemented here: no GPU to test it on).")
 
 
 def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, command: str,

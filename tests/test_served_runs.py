@@ -4,7 +4,8 @@ run whose weights reach the server after every update, and two nodes simulated o
 (two launcher invocations meeting on 127.0.0.1, each node with its own server).
 
 The trainer side runs in this venv, the servers from .venv-vllm, as a deployment would; two
-servers serve the module. Skipped where no Python with vLLM is found (`make vllm-venv`).
+servers started by `turnwise serve` serve the module. Skipped where no Python with vLLM is
+found (`make vllm-venv`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -22,7 +26,7 @@ from turnwise.trainer.build import basics, build_run, eval_settings
 from turnwise.trainer.cli import main
 from turnwise.trainer.models import resolve_model
 from turnwise.trainer.recipe import load_recipe
-from vllm_servers import has_vllm_python, running_servers
+from vllm_servers import has_vllm_python
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.skipif(
     not has_vllm_python(), reason="no Python with vLLM here (`make vllm-venv` builds .venv-vllm)")]
@@ -36,11 +40,51 @@ def model_path():
     return resolve_model(load_recipe(RECIPE[0], RECIPE[1:]).model)
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+
+
 @pytest.fixture(scope="module")
 def servers(model_path, tmp_path_factory):
-    with running_servers(model_path, 2, str(tmp_path_factory.mktemp("vllm")),
-                         max_model_len=1024) as started:
-        yield started
+    """Two servers started by `turnwise serve` (one per core); SIGTERM stops them all."""
+    folder = tmp_path_factory.mktemp("serve")
+    port = two_free_ports()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "turnwise.trainer.cli", "serve", *RECIPE, f"log.dir={folder}",
+         "--servers", "2", "--port", str(port), "--kv-cache-gib", "0.125"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in serve.stdout:  # blocks until the servers are up (or it fails)
+            lines.append(line)
+            if line.startswith("ready: "):
+                break
+        assert lines and lines[-1].startswith("ready: "), "".join(lines)[-3000:]
+        urls = lines[-1].removeprefix("ready: ").strip().split(",")
+        assert urls == [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
+        assert f"engine.kind=server engine.urls=[{','.join(urls)}]" in serve.stdout.readline()
+        yield [Served(u) for u in urls]
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=120)
+    for url in urls:  # stopped with it
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/health", timeout=5)
+
+
+def two_free_ports() -> int:
+    """A port p such that p and p + 1 are both free."""
+    from turnwise.agent.engines.server_launch import free_port
+
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
 
 
 @pytest.fixture(scope="module")

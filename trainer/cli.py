@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                                             "vLLM, else ./.venv-vllm/bin/python)")
     serve_cmd.add_argument("--kv-cache-gib", type=float,
                            help="KV cache per server (default on CPU: 1; GPUs: vLLM sizes it)")
+    serve_cmd.add_argument("--gpus", help="GPU ids the servers share out, e.g. 4,5,6,7 "
+                                          "(default: all); leave the trainer's GPUs out")
+    serve_cmd.add_argument("--gpu-memory-utilization", type=float,
+                           help="share of each GPU's memory a server may take (vLLM's default "
+                                "0.9; lower it where the trainer shares the GPU)")
 
     for command in (train_cmd, show_cmd, eval_cmd, serve_cmd):
         command.add_argument("--import", dest="imports", action="append", default=[],
@@ -102,20 +107,27 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return serve(cfg, servers=args.servers, port=args.port, host=args.host,
-                         model=args.model, python=args.python, kv_cache_gib=args.kv_cache_gib)
+                         model=args.model, python=args.python, kv_cache_gib=args.kv_cache_gib,
+                         gpus=args.gpus, gpu_memory_utilization=args.gpu_memory_utilization)
         except (ValueError, RuntimeError, TimeoutError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc)
     from .engine_factory import refuse_training
     from .loop import train
 
     try:
         refuse_training(cfg.engine)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    train(cfg)
+        train(cfg)
+    except RecipeError as exc:  # found at start (a model that cannot load): no traceback
+        return _error(exc)
     return 0
+
+
+def _error(exc: Exception) -> int:
+    """Print `exc` as one line and return the exit status 2; under torchrun or deepspeed only
+    rank 0 prints (every rank stops the same way)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
