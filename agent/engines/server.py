@@ -19,6 +19,7 @@ import itertools
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,7 +74,8 @@ class ServerEngine:
         self._shapes = checkpoint_shapes(model)
         self._folder = handover_folder(sync_dir)
         self._weights: tuple[str, int] | None = None  # file and tensor count of self.version
-        self._ids = itertools.count()
+        # Request ids are unique across engines too (two runs, or ranks, may share a server).
+        self._name, self._ids = uuid.uuid4().hex[:12], itertools.count()
         self._asleep = False
         self._closed = False
         self._http = HttpLoop()
@@ -186,7 +188,8 @@ class ServerEngine:
                         session: str | None) -> Completion:
         started = time.perf_counter()
         version = self.version
-        body = request_body(prompt_ids, params, self.max_model_len, f"tw-{next(self._ids)}")
+        body = request_body(prompt_ids, params, self.max_model_len,
+                            f"tw-{self._name}-{next(self._ids)}")
         retrying = AsyncRetrying(retry=retry_if_exception_type(ServerDown),
                                  stop=stop_after_attempt(self.max_attempts),
                                  wait=wait_exponential(multiplier=0.05, max=2.0), reraise=True)
