@@ -37,7 +37,7 @@ class Sizes:
     gap: tuple[int, int, int, int] = (4, 8, 2, 64)  # the logprob-gap rollout, likewise
     budgets: dict[str, float] = dataclasses.field(default_factory=lambda: {
         "generation": 80, "update small": 60, "update large": 50, "iteration": 110,
-        "logprob gap": 60, "deepspeed": 110})
+        "logprob gap": 60, "deepspeed": 150})
     # The whole check after start-up; a section that no longer fits is skipped, and a watchdog
     # reports and stops the check 30 s past it (8 minutes in all with the start-up).
     total_s: float = 430.0

@@ -184,7 +184,8 @@ def deepspeed_vs_torch(ctx: Context, budget_s: float) -> Result:
     base = None
     for i, (backend, stage) in enumerate(configs):
         label = "torch" if backend == "torch" else f"ZeRO-{stage}"
-        share = (deadline - time.perf_counter()) / (1 if ctx.dry else len(configs) - i)
+        # A worker may use what is left but 20 s for each one after it (the baseline first).
+        share = deadline - time.perf_counter() - (0 if ctx.dry else 20 * (len(configs) - i - 1))
         try:
             row = {"config": label, **(outs[i] if outs else _Worker(ctx, path, backend, stage)
                                        ).finish(share)}
