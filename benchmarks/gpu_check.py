@@ -100,6 +100,7 @@ class Check:
         self.reported = threading.Lock()
 
     def run(self, names: list[str]) -> None:
+        """The sections `names`, in order, each under its budget and what is left of the check."""
         functions = section_functions(self.ctx)
         for name in names:
             left = self.ctx.sizes.total_s - (time.perf_counter() - self.started)
@@ -132,6 +133,7 @@ class Check:
         return text
 
     def record(self, text: str, seconds: float, sections: dict[str, dict]) -> dict:
+        """The gpu_check record: GPU, peak used, table, headline ratios, every figure."""
         ratios = {k: v for o in sections.values() for k, v in o.get("ratios", {}).items()}
         peak = self.ctx.peak
         return {"name": NAME, "command": "python -m benchmarks.gpu_check"
@@ -147,6 +149,7 @@ class Check:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; --results defaults to benchmarks/RESULTS.json except in a dry run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny models on the CPU: checks that every section runs")
@@ -168,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the check (or import a record) and leave with 1 if a section failed or timed out."""
     args = parse_args(argv)
     if args.import_record:
         record = import_record(Path(args.import_record), Path(args.results))

@@ -74,6 +74,7 @@ class Result:
 
 
 def sync(device: str) -> None:
+    """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
@@ -140,10 +141,12 @@ def mfu(params: int, tokens: float, seconds: float, peak: tuple[str, float] | No
 
 
 def gib(n_bytes: float) -> float:
+    """Bytes in GiB."""
     return n_bytes / 2**30
 
 
 def peak_memory_reset(device: str) -> None:
+    """Start counting the GPU allocator's peak afresh."""
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
 

@@ -126,6 +126,7 @@ class Folders:
         self.paths: dict[str, str] = {}
 
     def path(self, spec: ModelSpec) -> str:
+        """The folder of `spec`'s model, written on first use."""
         if spec.name not in self.paths:
             folder = self.root / spec.key
             model = build_model(spec, self.tokenizer, self.device)

@@ -244,6 +244,7 @@ class _Worker:
         return json.loads(self.out.read_text())
 
     def kill(self) -> None:
+        """End the worker and anything it started."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
