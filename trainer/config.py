@@ -142,6 +142,75 @@ class RolloutConfig(Section):
         return self
 
 
+class DumpConfig(Section):
+    """DUMP's distribution-level UCB (trainer/task_sampling/dump.py); the reference's defaults."""
+
+    window: int = Field(300, ge=1)  # the last episodes' |advantage| kept per part
+    exploration: float = Field(1.0, ge=0)  # c in c * sqrt(2 ln(N + 1) / (n_j + 1))
+    temperature: float = Field(0.1, gt=0)  # softmax over the UCB scores
+
+
+class BandConfig(Section):
+    """Online difficulty filtering's band of pass rates (balanced: 0.25 to 0.75)."""
+
+    low: float = Field(0.25, ge=0, le=1)
+    high: float = Field(0.75, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandConfig:
+        if self.low > self.high:
+            raise ValueError(f"task_sampling.band.low={self.low} is above task_sampling.band."
+                             f"high={self.high}; allowed: low <= high")
+        return self
+
+
+class MoppsConfig(Section):
+    """MoPPS: a Beta posterior per prompt, Thompson-sampled towards a target success rate."""
+
+    prior_alpha: float = Field(1.0, gt=0)
+    prior_beta: float = Field(1.0, gt=0)
+    decay: float = Field(1.0, ge=0, le=1)  # lambda: 1 keeps all evidence, below forgets it
+    target: float = Field(0.5, ge=0, le=1)  # gamma*: the success rate to train at
+    candidates: int = Field(4, ge=1)  # prompts considered per group a step plays
+
+
+class TaskSamplingConfig(Section):
+    """Which tasks each group plays (trainer/task_sampling, docs/task_sampling.md). `uniform`
+    without a pool draws fresh tasks as turnwise always has; the others choose from `pool`
+    tasks of env.train_split drawn once, whose task kinds are the parts of the mixture."""
+
+    sampler: Literal["uniform", "dump", "difficulty_band", "mopps"] = "uniform"
+    pool: int = Field(0, ge=0)  # tasks drawn once to choose from; 0: fresh tasks (uniform only)
+    weights: dict[str, float] = Field(default_factory=dict)  # uniform: task kind -> weight
+    dump: DumpConfig = Field(default_factory=DumpConfig)
+    band: BandConfig = Field(default_factory=BandConfig)
+    mopps: MoppsConfig = Field(default_factory=MoppsConfig)
+
+    @model_validator(mode="after")
+    def _fits_sampler(self) -> TaskSamplingConfig:
+        if self.sampler != "uniform" and not self.pool:
+            raise ValueError(f"task_sampling.sampler={self.sampler!r} chooses from a pool of "
+                             f"tasks: set task_sampling.pool (e.g. 256); allowed without a pool: "
+                             f"sampler 'uniform'")
+        if self.weights and (self.sampler != "uniform" or not self.pool):
+            raise ValueError(f"task_sampling.weights is set with sampler={self.sampler!r} and "
+                             f"pool={self.pool}; mixture weights need sampler 'uniform' and a "
+                             f"pool")
+        negative = {k: v for k, v in self.weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"task_sampling.weights: {negative} below 0; allowed: weights >= 0")
+        owners = {"dump": "dump", "band": "difficulty_band", "mopps": "mopps"}
+        for key, owner in owners.items():
+            section = getattr(self, key)
+            # A run folder's config.yaml spells out every default: only changed values count.
+            changed = sorted(k for k in section.model_fields_set
+                             if getattr(section, k) != type(section).model_fields[k].default)
+            if changed and self.sampler != owner:
+                raise ValueError(f"task_sampling.{key}.{changed[0]} is set but task_sampling."
+                                 f"sampler={self.sampler!r}; it applies to sampler {owner!r}")
+        return self
+
+
 class OverlongConfig(Section):
     """DAPO's soft overlong punishment on an episode's generated tokens (credit.shaping)."""
 
@@ -341,6 +410,7 @@ class Config(Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    task_sampling: TaskSamplingConfig = Field(default_factory=TaskSamplingConfig)
     credit: CreditConfig = Field(default_factory=CreditConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -361,6 +431,11 @@ class Config(Section):
             raise ValueError(
                 f"model.tiny is set but model.name={self.model.name!r} is not a tiny:<env> model"
             )
+        pool = self.task_sampling.pool
+        if pool and pool < self.rollout.tasks_per_iteration:
+            raise ValueError(f"task_sampling.pool={pool} is below rollout.tasks_per_iteration="
+                             f"{self.rollout.tasks_per_iteration}; allowed: pool >= "
+                             f"tasks_per_iteration (or 0: fresh tasks)")
         return self
 
     @model_validator(mode="after")

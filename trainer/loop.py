@@ -36,9 +36,10 @@ from .losses import Correction
 from .models import resolve_model
 from .reference import attach_reference
 from .report.progress import TrainProgress
-from .rollout_stage import StepPolicy, SuiteSource, take_step
+from .rollout_stage import StepPolicy, take_step
 from .runlog import RunLog
 from .step_metrics import StepTimes, step_metrics
+from .task_sampling import TaskSource, build_task_source
 
 
 @dataclass
@@ -121,7 +122,8 @@ async def _rl(cfg: Config, run: Run, start: ColdStart, checkpoint, world: World,
                 save_checkpoint(log.dir, iteration + 1, backend, world, keep=cfg.checkpoint.keep,
                                 meta={"engine_version": engine.version,
                                       "tasks_seen": (iteration + 1) * cfg.rollout.tasks_per_iteration},
-                                rank_state=trainer.producer.state())
+                                rank_state={**trainer.producer.state(),
+                                            "task_sampling": trainer.source.state()})
             trainer.progress.iteration_done(metrics)  # bar + one summary line
     finally:
         await trainer.close()
@@ -161,6 +163,7 @@ class Trainer:
     credit: CreditStage
     progress: TrainProgress
     worker: ThreadPoolExecutor
+    source: TaskSource  # which task each group plays; learns from what each step trained
     replayed: int = 0  # groups a resumed run plays again (reported once)
     sleep_engine: bool = False  # engine.sleep_during_update
 
@@ -168,10 +171,11 @@ class Trainer:
     def build(cls, cfg: Config, run: Run, world: World, log, producer_state, *, first: int,
               echo) -> Trainer:
         r = cfg.rollout
-        source = SuiteSource(run.basics.suite, cfg.env.train_split,
-                             tasks_per_step=r.tasks_per_iteration, world=world, seed=cfg.seed,
-                             group_size=r.group_size, seeded=cfg.deterministic)
         done, replayed = GroupProducer.resume(producer_state)
+        source = build_task_source(cfg.task_sampling, run.basics.suite, cfg.env.train_split, world,
+                                   tasks_per_step=r.tasks_per_iteration, group_size=r.group_size,
+                                   seed=cfg.seed, seeded=cfg.deterministic, done=done,
+                                   state=(producer_state or {}).get("task_sampling"))
         quiet = cfg.log.quiet or not world.is_main
         producer = GroupProducer(run.orchestrator, source, group_size=r.group_size,
                                  lookahead=r.max_staleness * source.share, done=done,
@@ -192,7 +196,7 @@ class Trainer:
         # CUDA's current device is per thread: the worker trains on this rank's GPU.
         worker = ThreadPoolExecutor(1, thread_name_prefix="trainer",
                                     initializer=_bind_device, initargs=(world.local_rank,))
-        return cls(run, world, log, producer, policy, credit, progress, worker, replayed,
+        return cls(run, world, log, producer, policy, credit, progress, worker, source, replayed,
                    cfg.engine.sleep_during_update)
 
     async def step(self, iteration: int) -> dict[str, Any]:
@@ -212,6 +216,8 @@ class Trainer:
         self.progress.phase("credit")
         credited = await self._on_worker(self.credit, trajectories)
         times.credit = time.perf_counter() - started - times.rollout
+        # The task sampler learns from the groups this step examined: outcomes, advantages.
+        sampling_metrics = self.source.feedback(taken, credited.per_turn)
         # A sample of whole groups, scored by the trainer before the update moves it. Sharded
         # backends (ZeRO-3) need every rank in a forward pass, so only one process scores it.
         await self._on_worker(self.log.save_trajectories, iteration + 1, credited.trajectories,
@@ -232,8 +238,8 @@ class Trainer:
         await self._on_worker(lambda: engine.load_weights(backend.state_dict_for_engine(),
                                                           version=iteration + 1))
         times.sync = time.perf_counter() - tick
-        return self._record(iteration, taken, credited.metrics, train_metrics, tool_stats, times,
-                            started, idle_before)
+        return self._record(iteration, taken, {**credited.metrics, **sampling_metrics},
+                            train_metrics, tool_stats, times, started, idle_before)
 
     def _record(self, iteration, taken, credit_metrics, train_metrics, tool_stats, times,
                 started, idle_before) -> dict[str, Any]:

@@ -116,6 +116,27 @@ METRICS: dict[str, str] = {
                              "(loss.is_correction)",
     "offpolicy/truncated_frac": "share of trained tokens whose weight was truncated at the cap",
     "offpolicy/masked_frac": "share of trained tokens dropped for a weight past the cap",
+    # the task-sampling stage (trainer/task_sampling, docs/task_sampling.md); a part is a task
+    # kind; per rank, averaged over ranks
+    "task_sampling/flat_share": "share of this step's examined groups whose episodes all scored "
+                                "alike (rollouts that teach nothing; dropped ones included)",
+    "task_sampling/<part>/prob": "probability that the sampler's next draw comes from the part "
+                                 "(dump: softmax of UCB scores; difficulty_band: its share of "
+                                 "the eligible prompts; mopps: its share of the last selection; "
+                                 "uniform: its weight, or its share of the suite's draws)",
+    "task_sampling/<part>/share": "the part's share of this step's examined groups",
+    "task_sampling/<part>/pass_rate": "success rate of this step's episodes of the part",
+    "task_sampling/<part>/adv_abs": "mean absolute advantage of this step's episodes of the part "
+                                    "(an episode's: the mean over its turns; flat dropped "
+                                    "groups: 0)",
+    "task_sampling/<part>/ucb": "dump: the part's UCB score, windowed mean absolute advantage "
+                                "plus the exploration bonus",
+    "task_sampling/<part>/window_adv_abs": "dump: mean absolute advantage over the part's "
+                                           "window",
+    "task_sampling/<part>/eligible": "difficulty_band: share of the part's prompts unmeasured or "
+                                     "last measured inside the band",
+    "task_sampling/<part>/predicted_pass_rate": "mopps: mean posterior success rate over the "
+                                                "part's prompts",
     # the rollout stage (rollouts/producer.py, trainer/rollout_stage.py)
     "async/staleness_mean": "mean age in policy versions of the groups trained on (their "
                             "oldest turn)",
