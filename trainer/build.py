@@ -80,18 +80,21 @@ def basics(cfg: Config, model_path: str) -> Basics:
     return Basics(suite, tokenizer, formatter, episode_settings(cfg.rollout), pad_id)
 
 
-def orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None) -> Orchestrator:
-    """The orchestrator a recipe describes (engine None: it plays demonstrations only)."""
+def orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None, *,
+                 main: bool = True) -> Orchestrator:
+    """The orchestrator a recipe describes (engine None: it plays demonstrations only); only the
+    `main` process (rank 0) shows its progress."""
     r = cfg.rollout
+    quiet = cfg.log.quiet or not main
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
     # others the engine happened to batch it with.
     tools = suite_has_tools(base.suite)
     return Orchestrator(engine, base.suite, base.formatter, base.settings,
                         max_concurrency=1 if cfg.deterministic else r.max_concurrency,
                         max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
-                        quiet=cfg.log.quiet,
+                        quiet=quiet,
                         arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None,
-                        progress=lambda tag: make_progress(tag, quiet=cfg.log.quiet, tools=tools))
+                        progress=lambda tag: make_progress(tag, quiet=quiet, tools=tools))
 
 
 def build_run(cfg: Config, base: Basics, model_path: str, *, world: World = World(),
@@ -105,4 +108,5 @@ def build_run(cfg: Config, base: Basics, model_path: str, *, world: World = Worl
     if train:
         backend = make_backend(cfg, model_path, world=world,
                                device=pick_device(cfg.train.device, world.local_rank))
-    return Run(base, model_path, engine, orchestrator(cfg, base, engine), backend)
+    return Run(base, model_path, engine, orchestrator(cfg, base, engine, main=world.is_main),
+               backend)

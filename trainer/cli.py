@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .console import quiet_libraries
 from .recipe import RecipeError, bundled_recipes, import_modules, load_recipe
 from .report.commands import add_report_commands, run_report_command
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     add_report_commands(commands)  # view, plot
 
     args, extra = parser.parse_known_args(argv)
+    if args.command in ("train", "eval", "serve"):
+        quiet_libraries()
     # `eval` takes key=value overrides on either side of its options.
     if extra and (args.command != "eval" or any(a.startswith("-") for a in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -88,16 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                      samples=args.samples, sampled=args.sampled, out=args.out,
                      source=args.recipe, task_seed=args.task_seed)
         except RecipeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc)
         return 0
     if args.command in ("view", "plot"):
         return run_report_command(args)
     try:
         cfg = load_recipe(args.recipe, args.overrides, imports=args.imports)
     except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     if args.command == "config":
         import yaml
 

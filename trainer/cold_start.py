@@ -39,13 +39,16 @@ async def plan_cold_start(cfg: Config, base: Basics, model_path: str, *, world: 
         return ColdStart(model_path)
     tasks = base.suite.tasks(cfg.env.train_split, cfg.sft.episodes, sft_seed(cfg) + 2)
     started = time.perf_counter()
-    demos = await orchestrator(cfg, base, None).demonstrations(world.shard(tasks), tag="sft")
+    demos = await orchestrator(cfg, base, None, main=world.is_main).demonstrations(
+        world.shard(tasks), tag="sft")
     seconds = time.perf_counter() - started
     if not cfg.sft.cache:
         return ColdStart(model_path, demos, demo_seconds=seconds)
     check_cacheable(cfg)
-    cache = sft_cache_path(cfg, model_path, demos)
-    if (cache / "config.json").exists():
+    cache = sft_cache_path(cfg, model_path, demos, world)
+    # Every rank loads the cached policy or none does (ranks on machines that do not share the
+    # cache folder train SFT again).
+    if world.sum([float((cache / "config.json").exists())]) == [world.size]:
         echo(f"sft: cached policy {cache}")
         return ColdStart(str(cache), [], cache, seconds)
     return ColdStart(model_path, demos, cache, seconds)

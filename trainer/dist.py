@@ -7,6 +7,8 @@ a launcher is a world of size 1 and every collective is the identity.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import socket
@@ -52,6 +54,14 @@ class World:
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+    def gather(self, obj: T) -> list[T]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if self.size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.size
+        torch.distributed.all_gather_object(out, obj)
+        return out
 
     def barrier(self) -> None:
         if self.size > 1:
@@ -108,7 +118,10 @@ def init_world(backend: str, *, tasks_per_iteration: int | None = None) -> World
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
     cuda = torch.cuda.is_available()
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False)
+        # On CPU DeepSpeed prints, once per rank, that it built its shared-memory op.
+        with contextlib.redirect_stdout(io.StringIO()):
+            deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo",
+                                       auto_mpi_discovery=False)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local_rank)

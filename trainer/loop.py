@@ -35,6 +35,7 @@ from .evaluate import Evaluation
 from .losses import Correction
 from .models import resolve_model
 from .reference import attach_reference
+from .report.commands import next_commands
 from .report.progress import TrainProgress
 from .rollout_stage import StepPolicy, take_step
 from .runlog import RunLog
@@ -68,10 +69,10 @@ async def _train(cfg: Config, echo) -> RunResult:
     if resume_dir is not None:  # continue in the folder of the run being resumed
         cfg.log.dir, cfg.log.run_name = str(resume_dir.parent), resume_dir.name
     echo = echo if world.is_main else _quiet
+    model_path = resolve_model(cfg.model)  # one that cannot load stops before a run folder
     log = rank_zero_log(world, lambda: RunLog(cfg.log, name=cfg.name,
                                               resolved=cfg.model_dump()))
     echo(f"run folder: {log.dir}")
-    model_path = resolve_model(cfg.model)
     base = basics(cfg, model_path)
     start = await plan_cold_start(cfg, base, model_path, world=world,
                                   resuming=checkpoint is not None, echo=echo)
@@ -146,6 +147,7 @@ async def _rl(cfg: Config, run: Run, start: ColdStart, checkpoint, world: World,
                        "iterations": cfg.train.iterations,
                        "sft_policy": str(start.cache) if start.cache is not None else None})
     log.close()  # final plots, tensorboard and wandb closed
+    echo(next_commands(log.dir))
     return RunResult(str(log.dir), history, eval_before, eval_after)
 
 

@@ -193,10 +193,12 @@ def check_runnable(cfg: Config, *, source: str) -> None:
     """Build the cheap parts a run needs (env suite, estimator options) so errors come now."""
     from ..envs.base import make_suite
     from .credit_stage import check_credit
+    from .sft_cache import check_cacheable
 
     try:
         make_suite(cfg.env.name, **cfg.env.options)
         check_credit(cfg.credit)
+        check_cacheable(cfg)
     except ValueError as exc:
         raise RecipeError(f"recipe {source}: {exc}") from None
 

@@ -18,6 +18,9 @@ import numpy as np
 
 from ..agent.tiny import cache_root, publish_folder
 from .config import Config
+from .dist import World
+
+SINGLE = World()  # one process
 
 CACHE_VERSION = 3  # bump when SFT's semantics change (the demonstrations are in the key)
 
@@ -46,13 +49,16 @@ def demonstrations_digest(demos: Sequence) -> str:
     return digest.hexdigest()
 
 
-def sft_cache_path(cfg: Config, model_path: str | Path, demos: Sequence) -> Path:
-    """Where the SFT'd policy of this config and these demonstrations lives (it may not exist)."""
+def sft_cache_path(cfg: Config, model_path: str | Path, demos: Sequence,
+                   world: World = SINGLE) -> Path:
+    """Where the SFT'd policy of this config and these demonstrations lives (it may not exist).
+    Under DeepSpeed each rank passes its own share: the key covers every rank's, in order."""
+    digests = world.gather(demonstrations_digest(demos))
     key = {
         "version": CACHE_VERSION,
         "model": str(Path(model_path).resolve()) if Path(model_path).exists() else str(model_path),
         "dtype": cfg.model.dtype,
-        "demonstrations": demonstrations_digest(demos),
+        "demonstrations": digests[0] if len(digests) == 1 else digests,
         "sft": cfg.sft.model_dump(exclude={"cache", "seed"}),
         "seed": sft_seed(cfg),
         # What shapes SFT's optimizer steps and numerics (the RL schedule does not). Threads and
@@ -61,27 +67,34 @@ def sft_cache_path(cfg: Config, model_path: str | Path, demos: Sequence) -> Path
                                                 "precision", "packing", "share_prefix",
                                                 "threads", "device"}),
     }
+    if cfg.train.backend == "deepspeed":  # its own numerics (ZeRO stage, offload)
+        key["deepspeed"] = cfg.deepspeed.model_dump()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root().parent / "sft" / f"{cfg.env.name}-{digest[:16]}"
 
 
 def check_cacheable(cfg: Config) -> None:
-    """`sft.cache` saves whole models from one process: refuse what that cannot serve."""
-    if cfg.lora.enabled:
+    """`sft.cache` saves whole models: refuse what that cannot serve."""
+    if cfg.lora.enabled and cfg.sft.cache and cfg.sft.episodes:
         raise ValueError("sft.cache=true with lora.enabled=true; the cache holds whole models, "
                          "allowed: sft.cache=false with LoRA")
-    if cfg.train.backend != "torch":
-        raise ValueError(f"sft.cache=true with train.backend={cfg.train.backend!r}; allowed: "
-                         "'torch' (a sharded model is saved by every rank)")
 
 
 def save_sft(backend, tokenizer, path: Path, cfg: Config) -> None:
-    """Write the SFT'd policy to `path` atomically (concurrent runs never see half a folder)."""
+    """Write the SFT'd policy to `path` atomically (concurrent runs never see half a folder).
+    Under DeepSpeed every rank joins in gathering the weights and rank 0 writes them."""
+    world = backend.world
+
     def write(folder: Path) -> None:
+        world.broadcast(str(folder))  # the other ranks gather the weights into it with us
         backend.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
         (folder / "turnwise_sft.json").write_text(json.dumps(
             {"recipe": cfg.name, "env": cfg.env.name, "sft": cfg.sft.model_dump(),
              "seed": sft_seed(cfg)}, indent=2, default=str))
 
-    publish_folder(path, write)
+    if world.is_main:
+        publish_folder(path, write)
+    else:
+        backend.save_pretrained(world.broadcast(None))
+    world.barrier()  # published before any rank goes on

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from turnwise.trainer.loop import train
-from turnwise.trainer.recipe import load_recipe
 from turnwise.rollouts.trajectory import Trajectory, Turn
+from turnwise.trainer.loop import train
+from turnwise.trainer.recipe import RecipeError, load_recipe
 from turnwise.trainer.sft_cache import demonstrations_digest, sft_cache_path
 
 ARGS = ["train.iterations=1", "sft.episodes=4", "sft.epochs=1", "sft.cache=true", "eval.tasks=2",
@@ -36,7 +35,9 @@ def test_second_run_reuses_the_cached_sft_policy(tmp_path, monkeypatch):
     assert (cached / "config.json").exists() and (cached / "turnwise_sft.json").exists()
     _, second_lines, second = _run(tmp_path, "b")
     assert f"sft: cached policy {cached}" in second_lines
-    assert not any(r["iteration"] == -1 for r in second)  # no SFT record: it did not train
+    # It did not train: its SFT record holds only the time spent playing the demonstrations.
+    [record] = [r for r in second if r["iteration"] == -1]
+    assert set(record) == {"iteration", "sft/demo_seconds"} and record["sft/demo_seconds"] > 0
     for name in ("a", "b"):  # both runs name the SFT model they started from
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         assert summary["sft_policy"] == str(cached)
@@ -74,9 +75,7 @@ def test_changed_demonstrations_are_another_cache_key():
     assert sft_cache_path(cfg, path, [demo([5, 6], [7])]) != sft_cache_path(cfg, path, [demo([5], [7])])
 
 
-def test_sft_cache_refuses_lora():
-    from turnwise.trainer.sft_cache import check_cacheable
-
-    cfg = load_recipe("household_grpo", [*ARGS, "lora.enabled=true"])
-    with pytest.raises(ValueError, match="sft.cache=true with lora.enabled=true"):
-        check_cacheable(cfg)
+def test_sft_cache_refuses_lora_when_the_recipe_is_resolved():
+    with pytest.raises(RecipeError, match="sft.cache=true with lora.enabled=true"):
+        load_recipe("household_grpo", [*ARGS, "lora.enabled=true"])
+    assert load_recipe("household_grpo", [*ARGS, "lora.enabled=true", "sft.cache=false"])

@@ -63,6 +63,10 @@ def test_summary_line_by_hand():
                "time/generation": 2.04, "time/update": 1.0, "time/iteration": 3.5}
     assert summary_line(metrics, 10) == ("iter 3/10  reward 1.250  success 0.500  loss -0.0123  "
                                          "kl 1.2e-04  | gen 2.0s update 1.0s = 3.5s")
+    # Time in environment steps: "tools" where the suite has tools (it logs tool metrics).
+    assert summary_line({"iteration": 1, "time/tools": 0.5}, 2) == "iter 1/2  | env 0.5s"
+    assert summary_line({"iteration": 1, "time/tools": 0.5, "rollout/tool_calls": 2.0}, 2) == \
+        "iter 1/2  tools 2.0  | tools 0.5s"
 
 
 def test_progress_quiet_terminal_and_log_file():

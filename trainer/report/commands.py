@@ -23,6 +23,13 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:
     plot.add_argument("run_dir")
 
 
+def next_commands(run_dir: Path) -> str:
+    """What a finished run prints last: its folder and the commands to look at it with."""
+    return (f"run folder: {run_dir}\n"
+            f"  turnwise view {run_dir}   # trajectories token by token: writes viewer.html\n"
+            f"  turnwise eval {run_dir}   # evaluate the final policy (--tasks N, --policy DIR)")
+
+
 def _selection(iterations: str | None, last: int | None) -> list[str]:
     """The options that narrow the viewer to some iterations, as given."""
     return ([f"--iterations {iterations}"] if iterations else []) + \

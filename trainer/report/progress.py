@@ -44,8 +44,10 @@ def summary_line(metrics: dict[str, Any], iterations: int) -> str:
         value = metrics.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
             parts.append(f"{label} {fmt.format(value)}")
-    times = [f"{label} {metrics[key]:.1f}s" for label, key in TIMES
-             if isinstance(metrics.get(key), (int, float))]
+    # time/tools is environment time; a suite without tools (no tool metrics) says so.
+    env = "tools" if "rollout/tool_calls" in metrics else "env"
+    times = [f"{env if key == 'time/tools' else label} {metrics[key]:.1f}s"
+             for label, key in TIMES if isinstance(metrics.get(key), (int, float))]
     if times:
         total = metrics.get("time/iteration")
         parts.append("| " + " ".join(times) + (f" = {total:.1f}s" if total is not None else ""))
@@ -131,7 +133,7 @@ class SFTBar:
         rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
         if self.bar is not None:
             self.bar.update(self.task, advance=1, loss=loss, rate=rate)
-        elif self.done == self.total or self.done % max(self.total // 10, 1) == 0:
+        elif self.done * 10 // self.total > (self.done - 1) * 10 // self.total:  # each tenth
             elapsed = time.perf_counter() - self.started
             left = elapsed / self.done * (self.total - self.done)
             self.echo(f"sft: step {self.done}/{self.total}  loss {loss:.3f}  {rate:.0f} tok/s  "
