@@ -223,7 +223,8 @@ def test_a_pip_installed_package_is_found_by_name(tmp_path):
         key, value = (part.strip() for part in line.split("="))
         groups[header.strip("[]")] = {key: value}
     (source / "pyproject.toml").write_text(
-        "[build-system]\nrequires = [\"setuptools>=68\"]\nbuild-backend = \"setuptools.build_meta\"\n"
+        "[build-system]\nrequires = [\"setuptools>=68\"]\n"
+        "build-backend = \"setuptools.build_meta\"\n"
         f"[project]\nname = \"turnwise-plugin-{tag}\"\nversion = \"0.1\"\n"
         f"[tool.setuptools]\npy-modules = [\"plugin_{tag}\"]\n"
         + "".join(f"[project.entry-points.\"{group}\"]\n{k} = \"{v}\"\n"

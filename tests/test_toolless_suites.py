@@ -23,7 +23,7 @@ TOOL_KEYS = {"rollout/tool_calls", "rollout/tool_errors", "rollout/tool_error_ra
 def _episode(uid: str, calls: int) -> Trajectory:
     return Trajectory(uid=uid, traj_id=f"{uid}/0", mode="per_step", prompt_ids=[1], task_id=uid,
                       success=True, outcome_reward=1.0,
-                      turns=[Turn([1], [0.0], tool_calls=[{"name": "search", "status": "ok"}] * calls),
+                      turns=[Turn([1], [0.0], tool_calls=[{"name": "s", "status": "ok"}] * calls),
                              Turn([2], [0.0])])
 
 
