@@ -5,7 +5,6 @@ logprob gap in bf16 with what `train.old_logprobs: recompute` and `loss.is_corre
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 
 import torch
@@ -29,12 +28,13 @@ def overrides(shape: tuple[int, int, int, int]) -> list[str]:
             f"rollout.max_turns={turns}", f"rollout.max_tokens_per_turn={tokens}"]
 
 
-def _recipe(path: str, shape: tuple[int, int, int, int], *extra: str):
-    """The recipe on the model folder `path`, its run folder a fresh temporary one."""
+def _recipe(ctx: Context, shape: tuple[int, int, int, int], *extra: str):
+    """The recipe on the small model's folder, its run folder a fresh scratch one."""
     from turnwise.trainer.recipe import load_recipe
 
-    return load_recipe("household_gigpo", [*overrides(shape), *extra, f"model.name={path}",
-                                           f"log.dir={tempfile.mkdtemp(prefix='gpu_check_runs_')}"])
+    return load_recipe("household_gigpo", [
+        *overrides(shape), *extra, f"model.name={ctx.folders.path(ctx.specs[0])}",
+        f"log.dir={ctx.folders.scratch('runs_')}"])
 
 
 # (figure, metric) of one iteration's record, as docs/metrics.md names them.
@@ -47,7 +47,7 @@ def iteration(ctx: Context, budget_s: float) -> Result:
     """`turnwise train household_gigpo preset=gpu` for one iteration, through trainer.loop."""
     from turnwise.trainer.loop import train
 
-    cfg = _recipe(ctx.folders.path(ctx.specs[0]), ctx.sizes.iteration)
+    cfg = _recipe(ctx, ctx.sizes.iteration)
     started = time.perf_counter()
     record = train(cfg, echo=lambda *_args, **_kw: None).history[0]
     wall = time.perf_counter() - started
@@ -88,9 +88,9 @@ def logprob_gap(ctx: Context, budget_s: float) -> Result:
     run logs, where PPO's ratio starts, and what the correction weights do."""
     from turnwise.trainer.build import basics, build_run
 
-    path = ctx.folders.path(ctx.specs[0])
     # No KL: a reference policy would change nothing here and cost a model's memory.
-    cfg = _recipe(path, ctx.sizes.gap, "kl.coef=0")
+    cfg = _recipe(ctx, ctx.sizes.gap, "kl.coef=0")
+    path = cfg.model.name
     base = basics(cfg, path)
     run = build_run(cfg, base, path)
     try:

@@ -117,13 +117,18 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 class Folders:
-    """`from_pretrained` folders of the specs, written once on first use (the engine, the
-    DeepSpeed workers and `turnwise train` load models by path)."""
+    """The check's folders under one temporary root, removed at the end: `from_pretrained`
+    folders of the specs, written once on first use (the engine, the DeepSpeed workers and
+    `turnwise train` load models by path), and scratch folders (run folders, worker output)."""
 
     def __init__(self, tokenizer, device: str) -> None:
         self.tokenizer, self.device = tokenizer, device
-        self.root = Path(tempfile.mkdtemp(prefix="gpu_check_models_"))
+        self.root = Path(tempfile.mkdtemp(prefix="gpu_check_"))
         self.paths: dict[str, str] = {}
+
+    def scratch(self, prefix: str) -> Path:
+        """A new empty folder under the root."""
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
 
     def path(self, spec: ModelSpec) -> str:
         """The folder of `spec`'s model, written on first use."""

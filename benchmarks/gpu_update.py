@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -215,7 +214,7 @@ class _Worker:
 
     def __init__(self, ctx: Context, path: str, backend: str, stage: int) -> None:
         s = ctx.sizes
-        folder = Path(tempfile.mkdtemp(prefix="gpu_check_ds_"))
+        folder = ctx.folders.scratch(f"{backend}{stage}_")
         self.out, self.log = folder / "result.json", folder / "stderr.txt"
         cuda = ctx.device.startswith("cuda")
         command = [sys.executable, "-m", "benchmarks.train_backends", "--worker",
