@@ -109,3 +109,37 @@ def test_plot_command_redraws(synthetic_run, tmp_path, capsys):
     shutil.rmtree(run / "plots")
     assert main(["plot", str(run)]) == 0
     assert sorted(p.stem for p in (run / "plots").iterdir()) == sorted(PLOTS)
+
+
+def _busy_records(n: int = 30) -> list[dict]:
+    """Every plotted metric, with the spans that crowd a figure: tiny clip fractions, tall
+    stacked bars, lines that reach the top-left corner where legends used to sit."""
+    logged = {key for panels in PLOTS.values() for panel in panels
+              for key in (panel.keys if isinstance(panel.keys, list) else [])}
+    logged |= {"train/pg_loss", "train/entropy_loss", "train/approx_kl", "train/ref_kl"}
+    return [{"iteration": i, **{key: (1e-4 if "clipfrac" in key else 120.0) * (1 + (i * 7 + j) % 5)
+                                for j, key in enumerate(sorted(logged))}}
+            for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_legends_sit_below_the_data_and_every_label_fits(name):
+    from turnwise.trainer.report.plots import draw
+
+    records = _busy_records()
+    fig = draw(PLOTS[name], records, {k for r in records for k in r})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    inside = lambda box: (box.x0 >= page.x0 - 0.5 and box.y0 >= page.y0 - 0.5
+                          and box.x1 <= page.x1 + 0.5 and box.y1 <= page.y1 + 0.5)
+    for ax in fig.axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(ax.get_window_extent(renderer)), (name, "legend on the data")
+        drawn = [tick.label1 for axis in (ax.xaxis, ax.yaxis) for tick in axis.get_major_ticks()
+                 if min(axis.get_view_interval()) <= tick.get_loc() <= max(axis.get_view_interval())]
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.get_offset_text(), *drawn]
+        for text in texts:
+            if text.get_visible() and text.get_text():
+                assert inside(text.get_window_extent(renderer)), (name, text.get_text())
+        assert inside(legend), (name, "legend cut off")

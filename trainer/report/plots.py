@@ -77,10 +77,6 @@ def series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[f
 
 def write_plots(run_dir: str | Path) -> list[Path]:
     """Draw PLOTS from run_dir/metrics.jsonl into run_dir/plots/; returns the paths written."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / "metrics.jsonl")
     logged = {k for r in records for k, v in r.items() if v is not None}
@@ -88,28 +84,50 @@ def write_plots(run_dir: str | Path) -> list[Path]:
     folder.mkdir(exist_ok=True)
     written = []
     for name, panels in PLOTS.items():
-        chosen = [(p, p.select(logged)) for p in panels]
-        chosen = [(p, keys) for p, keys in chosen if keys]
         path = folder / f"{name}.png"
-        if not chosen:
+        fig = draw(panels, records, logged)
+        if fig is None:
             path.unlink(missing_ok=True)
             continue
-        # A fixed layout and legend place: "constrained" and loc="best" cost seconds per file.
-        fig = Figure(figsize=(5.0 * len(chosen), 3.2))
-        fig.subplots_adjust(left=0.1 / len(chosen), right=1 - 0.03 / len(chosen), bottom=0.16,
-                            top=0.9, wspace=0.25)
-        FigureCanvasAgg(fig)
-        for i, (panel, keys) in enumerate(chosen):
-            ax = fig.add_subplot(1, len(chosen), i + 1)
-            (_stacked if panel.stacked else _lines)(ax, records, keys)
-            ax.set_title(panel.title)
-            ax.set_xlabel("iteration")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="upper left")
         fig.savefig(path, dpi=80)
         written.append(path)
     return written
+
+
+# Layout in inches, so tick labels and legends keep their room whatever the panel count. A
+# fixed layout: matplotlib's "constrained" layout and loc="best" cost seconds per file.
+PANEL_WIDTH, AXES_HEIGHT, TOP, LEFT, RIGHT, GAP = 5.0, 2.2, 0.35, 0.75, 0.15, 0.85
+XLABEL, LEGEND_ROW, LEGEND_COLUMNS = 0.5, 0.2, 2
+
+
+def draw(panels: list[Panel], records: list[dict[str, Any]], logged: set[str]):
+    """One figure of the panels whose metrics were logged (None: none was), each legend below
+    its axes where it covers no data."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    chosen = [(p, keys) for p in panels if (keys := p.select(logged))]
+    if not chosen:
+        return None
+    rows = max(-(-len(keys) // LEGEND_COLUMNS) for _, keys in chosen)
+    bottom = XLABEL + 0.15 + rows * LEGEND_ROW
+    width = len(chosen) * PANEL_WIDTH
+    height = TOP + AXES_HEIGHT + bottom
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=LEFT / width, right=1 - RIGHT / width, bottom=bottom / height,
+                        top=1 - TOP / height, wspace=GAP / (PANEL_WIDTH - GAP))
+    FigureCanvasAgg(fig)
+    for i, (panel, keys) in enumerate(chosen):
+        ax = fig.add_subplot(1, len(chosen), i + 1)
+        (_stacked if panel.stacked else _lines)(ax, records, keys)
+        ax.set_title(panel.title)
+        ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", ncol=LEGEND_COLUMNS, frameon=False,
+                  bbox_to_anchor=(0.5, -XLABEL / AXES_HEIGHT), borderaxespad=0.0)
+    return fig
 
 
 def _lines(ax, records, keys) -> None:
