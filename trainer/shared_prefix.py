@@ -16,10 +16,10 @@ forward.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn.functional as F
+
+from ..agent.engines.kv import cache_argument, returned_cache
 
 MIN_SAVING = 0.1  # share only if at least this fraction of a micro-batch's tokens is skipped
 
@@ -91,7 +91,7 @@ def shared_prefix_forward(model: torch.nn.Module, input_ids: torch.Tensor,
     with head_only_at(model, nothing):  # the prefix needs no logits
         out = model(input_ids=prefix_ids, attention_mask=prefix_mask,
                     position_ids=offsets.expand_as(prefix_ids), use_cache=True)
-    cache = out["cache"] if "cache" in out else out["past_key_values"]
+    cache = returned_cache(out)
     cache.reorder_cache(index)  # each row gets its group's keys and values (a gather: grads add up)
 
     lengths = attention_mask.sum(-1)
@@ -114,18 +114,3 @@ def shared_prefix_forward(model: torch.nn.Module, input_ids: torch.Tensor,
     layout = torch.zeros((len(prefix), input_ids.shape[1] + span), dtype=torch.bool, device=device)
     layout.scatter_(1, where, keep)
     return logits, targets, layout
-
-
-def cache_argument(model: torch.nn.Module) -> str:
-    """The forward's name for a KV cache: `cache` from transformers 5.24, `past_key_values`
-    before. Wrappers (DeepSpeed's engine, PEFT) are unwrapped to the transformers model."""
-    inner = model
-    while True:
-        if hasattr(inner, "get_base_model"):
-            inner = inner.get_base_model()
-        elif isinstance(getattr(inner, "module", None), torch.nn.Module):
-            inner = inner.module
-        else:
-            break
-    params = inspect.signature(inner.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .base import Completion, SamplingParams
-from .kv import BatchState, left_padded
+from .kv import BatchState, cache_argument, left_padded, returned_cache
 from .sampling import choose, tempered_logprobs, top_logprobs
 
 
@@ -72,6 +72,7 @@ class HFEngine:
             self.tokenizer = tokenizer
             model = model.to(dtype=torch_dtype)
         self.model = model.to(device).eval().requires_grad_(False)
+        self._cache_kw = cache_argument(self.model)  # `cache` from transformers 5.24
         self.device = torch.device(device)
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1000.0
@@ -243,7 +244,7 @@ class HFEngine:
         ids, mask, positions = left_padded([r.prompt_ids for r in requests], self.pad_id,
                                            self.device)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **{self._cache_kw: DynamicCache()})
         rows = []
         for request in requests:
             room = self.max_model_len - len(request.prompt_ids)
@@ -252,7 +253,7 @@ class HFEngine:
                 generator = torch.Generator(device=self.device).manual_seed(request.params.seed)
             rows.append(_Row(request, min(request.params.max_tokens, room), self.version,
                              generator, logits_version=self.version))
-        return rows, BatchState(out.cache, mask, out.logits[:, -1].float())
+        return rows, BatchState(returned_cache(out), mask, out.logits[:, -1].float())
 
     def _sample_step(self, rows: list[_Row], state: BatchState) -> set[int]:
         """Sample one token for every row; return the indices of rows that finished."""
@@ -294,8 +295,8 @@ class HFEngine:
         state.mask = torch.cat([state.mask, ones], dim=1)
         positions = state.mask.sum(-1, keepdim=True) - 1
         out = self.model(input_ids=state.last_tokens.unsqueeze(-1), attention_mask=state.mask,
-                         position_ids=positions, cache=state.cache, use_cache=True)
-        state.cache = out.cache
+                         position_ids=positions, use_cache=True, **{self._cache_kw: state.cache})
+        state.cache = returned_cache(out)
         state.next_logits = out.logits[:, -1].float()
         for row in rows:  # weights loaded between steps reach rows in flight (partial rollouts)
             row.logits_version = self.version

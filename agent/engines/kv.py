@@ -7,6 +7,8 @@ columns that are padding for every remaining row are cut so the cache does not k
 
 from __future__ import annotations
 
+import inspect
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +69,23 @@ def _left_pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def cache_argument(model: torch.nn.Module) -> str:
+    """The forward's name for a KV cache: `cache` from transformers 5.24, `past_key_values`
+    before. Wrappers (DeepSpeed's engine, PEFT) are unwrapped to the transformers model."""
+    inner = model
+    while True:
+        if hasattr(inner, "get_base_model"):
+            inner = inner.get_base_model()
+        elif isinstance(getattr(inner, "module", None), torch.nn.Module):
+            inner = inner.module
+        else:
+            break
+    params = inspect.signature(inner.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(out):
+    """The KV cache a forward returned, under either name (see `cache_argument`)."""
+    return out["cache"] if "cache" in out else out["past_key_values"]
