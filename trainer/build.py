@@ -15,9 +15,11 @@ from typing import Any
 from ..agent.chat import ChatFormatter
 from ..agent.engines import InferenceEngine, SamplingParams
 from ..envs.base import EnvSuite, make_suite, suite_has_tools, suite_tool_schemas
+from ..envs.program import is_program_suite
 from ..rollouts.arpo import ArpoSettings
 from ..rollouts.episode import EpisodeSettings
 from ..rollouts.orchestrator import Orchestrator
+from ..rollouts.programs import ProgramOrchestrator
 from ..rollouts.progress import make_progress
 from .config import Config, RolloutConfig
 from .dist import World
@@ -81,20 +83,39 @@ def basics(cfg: Config, model_path: str) -> Basics:
 
 
 def orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None, *,
-                 main: bool = True) -> Orchestrator:
+                 main: bool = True) -> Orchestrator | ProgramOrchestrator:
     """The orchestrator a recipe describes (engine None: it plays demonstrations only); only the
     `main` process (rank 0) shows its progress."""
     r = cfg.rollout
     quiet = cfg.log.quiet or not main
     # Deterministic mode plays one episode at a time, so no request's numbers depend on which
     # others the engine happened to batch it with.
+    concurrency = 1 if cfg.deterministic else r.max_concurrency
+    if is_program_suite(base.suite):
+        return program_orchestrator(cfg, base, engine, concurrency=concurrency, quiet=quiet)
     tools = suite_has_tools(base.suite)
     return Orchestrator(engine, base.suite, base.formatter, base.settings,
-                        max_concurrency=1 if cfg.deterministic else r.max_concurrency,
+                        max_concurrency=concurrency,
                         max_tool_concurrency=r.max_tool_concurrency, schedule=r.schedule,
                         quiet=quiet,
                         arpo=ArpoSettings(**r.arpo.model_dump()) if r.arpo else None,
                         progress=lambda tag: make_progress(tag, quiet=quiet, tools=tools))
+
+
+def program_orchestrator(cfg: Config, base: Basics, engine: InferenceEngine | None, *,
+                         concurrency: int, quiet: bool) -> ProgramOrchestrator:
+    """The orchestrator of an agent-program suite (its episodes go through the gateway)."""
+    r = cfg.rollout
+    if r.arpo is not None:
+        raise ValueError(f"rollout.arpo is set but env.name={cfg.env.name!r} is an agent program, "
+                         "which drives its own loop and cannot be forked mid-episode; allowed: "
+                         "rollout.arpo null")
+    if r.schedule != "async":
+        raise ValueError(f"rollout.schedule={r.schedule!r} with agent program "
+                         f"{cfg.env.name!r}: programs run their own loops; allowed: 'async'")
+    return ProgramOrchestrator(engine, base.suite, base.formatter, base.settings,
+                               max_concurrency=concurrency, quiet=quiet,
+                               progress=lambda tag: make_progress(tag, quiet=quiet))
 
 
 def build_run(cfg: Config, base: Basics, model_path: str, *, world: World = World(),
