@@ -38,6 +38,8 @@ RECIPES: dict[str, str | None] = {
     "household_grpo": None,
     "shop_gigpo": "shop_grpo",
     "shop_grpo": None,
+    "alfworld_gigpo": "alfworld_grpo",
+    "alfworld_grpo": None,
     "search_grpo": None,
     "search_igpo": "search_grpo",
     "search_arpo": "search_grpo",
@@ -68,7 +70,7 @@ def run_one(recipe: str, seed: int, runs: Path, extra: list[str], sft_seed: int)
 
 
 def family(recipe: str) -> str:
-    """Recipes that share an SFT cold start: household_*, shop_*, search_*."""
+    """Recipes that share an SFT cold start: household_*, alfworld_*, shop_*, search_*."""
     return recipe.split("_")[0]
 
 

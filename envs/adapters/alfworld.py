@@ -136,18 +136,7 @@ class AlfWorldSuite:
                  distractors: int | None = None, expert: str = "handcoded",
                  max_steps: int = 50, success_reward: float = 10.0, anchor: str = "observation",
                  workers: int | None = None) -> None:
-        unknown = sorted(set(task_types or ()) - set(TASK_TYPES))
-        if unknown:
-            raise ValueError(f"env.options.task_types: unknown {unknown}; allowed are {list(TASK_TYPES)}")
-        if anchor not in ("observation", "state"):
-            raise ValueError(f"env.options.anchor={anchor!r}: allowed are 'observation', 'state'")
-        bad = sorted(set(games or {}) - set(SPLITS))
-        if bad or any(not isinstance(n, int) or n < 1 for n in (games or {}).values()):
-            raise ValueError(f"env.options.games={games!r}: allowed is a count >= 1 for each of "
-                             f"{list(SPLITS)}")
-        if max_receptacles is not None and max_receptacles < 3:
-            raise ValueError(f"env.options.max_receptacles={max_receptacles}: allowed are null "
-                             "(the whole room) or an integer >= 3")
+        _check_options(task_types, anchor, games, max_receptacles)
         require_alfworld()
         from ..alfworld.build import GameSettings
         from ..alfworld.engine import EXPERTS, GamePool
@@ -155,18 +144,9 @@ class AlfWorldSuite:
         if expert not in EXPERTS:
             raise ValueError(f"env.options.expert={expert!r}: allowed are {list(EXPERTS)}")
         self.task_types = tuple(task_types or TASK_TYPES)
-        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
-        if self.data_dir is not None:
-            given = {"games": games, "max_receptacles": max_receptacles, "seed": seed or None,
-                     "distractors": distractors, "cache_dir": cache_dir, "workers": workers}
-            clash = [k for k in _GENERATED_ONLY if given[k] is not None]
-            if clash:
-                raise ValueError(f"env.options {clash} apply to generated games; with "
-                                 f"env.options.data_dir the games are ALFWorld's own")
-            if not (self.data_dir / "json_2.1.1").is_dir():
-                raise EnvUnavailable(f"env.options.data_dir={data_dir!r} has no json_2.1.1 folder: "
-                                     "point it at ALFWorld's data folder (what `alfworld-download` "
-                                     "fills), or leave it out to play locally generated games")
+        generation = {"games": games, "max_receptacles": max_receptacles, "seed": seed or None,
+                      "distractors": distractors, "cache_dir": cache_dir, "workers": workers}
+        self.data_dir = _downloaded_data(data_dir, generation) if data_dir is not None else None
         # A generated game is kept when its expert wins it within an episode's steps (ALFWorld
         # keeps the games its expert solves), so every demonstration succeeds.
         self.settings = GameSettings(seed=seed, task_types=self.task_types,
@@ -258,6 +238,36 @@ class AlfWorldSuite:
             raise EnvUnavailable(f"alfworld: none of the {len(order)} generated {split} games "
                                  f"under {self.root} is solvable by the {self.settings.expert} expert")
         return [picked[i % len(picked)] for i in range(count)]
+
+
+def _check_options(task_types: list[str] | None, anchor: str, games: dict[str, int] | None,
+                   max_receptacles: int | None) -> None:
+    unknown = sorted(set(task_types or ()) - set(TASK_TYPES))
+    if unknown:
+        raise ValueError(f"env.options.task_types: unknown {unknown}; allowed are {list(TASK_TYPES)}")
+    if anchor not in ("observation", "state"):
+        raise ValueError(f"env.options.anchor={anchor!r}: allowed are 'observation', 'state'")
+    bad = sorted(set(games or {}) - set(SPLITS))
+    if bad or any(not isinstance(n, int) or n < 1 for n in (games or {}).values()):
+        raise ValueError(f"env.options.games={games!r}: allowed is a count >= 1 for each of "
+                         f"{list(SPLITS)}")
+    if max_receptacles is not None and max_receptacles < 3:
+        raise ValueError(f"env.options.max_receptacles={max_receptacles}: allowed are null "
+                         "(the whole room) or an integer >= 3")
+
+
+def _downloaded_data(data_dir: str, generation: dict[str, Any]) -> Path:
+    """ALFWorld's data folder, after refusing the options that only generated games have."""
+    clash = [k for k in _GENERATED_ONLY if generation[k] is not None]
+    if clash:
+        raise ValueError(f"env.options {clash} apply to generated games; with "
+                         f"env.options.data_dir the games are ALFWorld's own")
+    folder = Path(data_dir).expanduser()
+    if not (folder / "json_2.1.1").is_dir():
+        raise EnvUnavailable(f"env.options.data_dir={data_dir!r} has no json_2.1.1 folder: "
+                             "point it at ALFWorld's data folder (what `alfworld-download` "
+                             "fills), or leave it out to play locally generated games")
+    return folder
 
 
 def default_cache() -> Path:

@@ -231,3 +231,24 @@ def test_an_expert_that_gives_up_publishes_no_plan_and_the_episode_goes_on(suite
     assert "Timeout" in step.observation.info["expert_error"]
     assert not step.done and step.observation.text == "You are not carrying anything."
     asyncio.run(env.close())
+
+
+@pytest.mark.slow
+def test_the_cpu_tiny_recipe_trains_on_the_real_engine(tmp_path):
+    import subprocess
+
+    games = "{train: 8, valid_seen: 4, valid_unseen: 4}"
+    out = subprocess.run(
+        [sys.executable, "-m", "turnwise.trainer.cli", "train", "alfworld_gigpo", "preset=cpu-tiny",
+         "train.iterations=1", "sft.episodes=8", "sft.cache=false", "eval.tasks=4",
+         "rollout.tasks_per_iteration=2", "rollout.group_size=2", f"env.options.games={games}",
+         f"env.options.cache_dir={tmp_path / 'games'}", f"log.dir={tmp_path}", "log.run_name=r",
+         "log.quiet=true", "checkpoint.every=0"],
+        check=False, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    sft = next(r for r in rows if r["iteration"] == -1)
+    assert sft["sft/rows"] >= 8 * 5  # every demonstration played (the expert needs 5+ steps)
+    trained = next(r for r in rows if r["iteration"] == 1 and "rollout/episodes" in r)
+    assert trained["rollout/episodes"] == 4 and trained["train/optimizer_steps"] > 0
+    assert "eval/success" in next(r for r in rows if r["iteration"] == 0)
