@@ -359,3 +359,37 @@ def test_the_engine_sleeps_through_each_synchronous_update(tmp_path, monkeypatch
         assert slept["rollout/response_tokens"] == awake["rollout/response_tokens"]
     with pytest.raises(RecipeError, match="sleep_during_update=true with rollout.max_staleness"):
         _cfg(tmp_path, "x", "engine.sleep_during_update=true", "rollout.max_staleness=1")
+
+
+def test_the_generation_clock_counts_time_with_nothing_in_flight():
+    from turnwise.rollouts.clock import GenerationClock
+
+    now = [0.0]
+    clock = GenerationClock(now=lambda: now[0])
+    now[0] = 2.0  # idle 0 -> 2
+    with clock.generating():
+        now[0] = 3.0
+        with clock.generating():  # overlapping requests: busy until both end
+            now[0] = 5.0
+        now[0] = 6.0
+    now[0] = 6.5  # idle again from 6
+    assert clock.idle_seconds() == pytest.approx(2.5) and clock.in_flight == 0
+
+
+def test_the_suite_source_gives_each_rank_its_share_of_each_step():
+    from turnwise.envs import make_suite
+    from turnwise.trainer.dist import World
+    from turnwise.trainer.rollout_stage import SuiteSource
+
+    suite = make_suite("household", max_steps=8)
+    step = [t.id for t in suite.tasks("train", 4, 7 * 100_003 + 1)]  # seed 7, slot 1
+    for rank in (0, 1):
+        source = SuiteSource(suite, "train", tasks_per_step=4, world=World(rank=rank, size=2),
+                             seed=7, group_size=3, seeded=True)
+        # Two groups per rank and step: groups 2 and 3 are slot 1, this rank's tasks of it.
+        assert [source.task(g).id for g in (2, 3)] == step[rank::2]
+        base = ((7 * 100_003 + 1) * 1024 + rank) * 100_000
+        assert [source.seed(g) for g in (2, 3)] == [base, base + 3]
+    unseeded = SuiteSource(suite, "train", tasks_per_step=4, world=World(), seed=7, group_size=3,
+                           seeded=False)
+    assert unseeded.seed(5) is None
