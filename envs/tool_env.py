@@ -1,4 +1,5 @@
-"""`ToolEnv`: a tool registry, a tool-call parser and a reward function make an environment.
+"""`ToolEnv`: an executor (running a tool registry's tools), a tool-call parser and a reward
+function make an environment.
 
 Each reply of the agent is parsed: tool calls run through the shared `Executor` and their
 results become the next observation; a final answer ends the episode with
@@ -21,7 +22,7 @@ from typing import Any
 from ..tools.base import Tool, ToolContext
 from ..tools.builtin import build_tools
 from ..tools.executor import Executor
-from ..tools.parsers import ActionParser, ToolParser, make_parser
+from ..tools.parsers import PARSERS, ActionParser, ToolParser, make_parser
 from ..tools.registry import ToolRegistry
 from .base import Observation, Step, Task
 
@@ -59,6 +60,7 @@ class ToolEnv:
                  success_threshold: float = 1.0, prompt_field: str = "question",
                  success: Callable[[str, Task], bool] | None = None, score: Reward | None = None,
                  evidence: Evidence | None = None, anchor: str = "observation") -> None:
+        _check_parts(executor, parser, reward)
         if isinstance(parser, ActionParser) and parser.tool is None:
             raise ValueError("ToolEnv with the action parser needs parser option tool=<tool name> "
                              "(the tool that carries out actions)")
@@ -166,6 +168,26 @@ class ToolEnv:
                 "error": error}
         return Step(Observation(text, anchor=self._anchor(text), role=role), reward=0.0,
                     done=False, info=info)
+
+
+def _check_parts(executor: Any, parser: Any, reward: Any) -> None:
+    """Refuse at construction what would only fail at the first step."""
+    if not isinstance(executor, Executor):
+        how = ("wrap the registry: Executor(registry)" if isinstance(executor, ToolRegistry)
+               else "e.g. Executor(ToolRegistry([...]))")
+        raise TypeError(f"ToolEnv: executor must be a turnwise.tools.Executor, got "
+                        f"{type(executor).__name__}; {how}, or let ToolEnvFactory(tools, reward, "
+                        f"parser=...) build the executor and the parser")
+    missing = [m for m in ("instructions", "parse", "format_results", "format_error")
+               if not callable(getattr(parser, m, None))]
+    if missing:
+        how = (f"make_parser({parser!r}, registry)" if isinstance(parser, str)
+               else f"make_parser(name, registry) with a name from {sorted(PARSERS)}")
+        raise TypeError(f"ToolEnv: parser must be a tool-call parser (it lacks {missing}), got "
+                        f"{type(parser).__name__}; {how} (turnwise.tools.parsers)")
+    if not callable(reward):
+        raise TypeError(f"ToolEnv: reward must be a function (answer, task) -> float, got "
+                        f"{type(reward).__name__}")
 
 
 def _describe(calls: Sequence[Any]) -> str:

@@ -155,6 +155,19 @@ def _parts(search):
     return factory.executor, factory.parser
 
 
+def test_wrong_parts_are_refused_at_construction_not_at_the_first_step(search):
+    executor, parser = _parts(search)
+    with pytest.raises(TypeError, match=r"executor must be a turnwise.tools.Executor, got "
+                                        r"ToolRegistry; wrap the registry: Executor\(registry\)"):
+        ToolEnv(executor.registry, parser, exact)
+    with pytest.raises(TypeError, match=r"parser must be a tool-call parser .* got str; "
+                                        r"make_parser\('xml', registry\)"):
+        ToolEnv(executor, "xml", exact)
+    with pytest.raises(TypeError, match="reward must be a function"):
+        ToolEnv(executor, parser, 1.0)
+    assert ToolEnv(executor, parser, exact).parser is parser
+
+
 def test_actions_routed_to_a_tool():
     @tool
     def act(command: str) -> str:
