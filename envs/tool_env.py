@@ -23,6 +23,7 @@ from ..tools.base import Tool, ToolContext
 from ..tools.builtin import build_tools
 from ..tools.executor import Executor
 from ..tools.parsers import PARSERS, ActionParser, ToolParser, make_parser
+from ..tools.plugins import check_options
 from ..tools.registry import ToolRegistry
 from .base import Observation, Step, Task
 
@@ -208,20 +209,16 @@ class ToolEnvFactory:
                  parser_options: dict[str, Any] | None = None,
                  executor_options: dict[str, Any] | None = None, **env_options: Any) -> None:
         self.registry = ToolRegistry(build_tools(tools))
-        try:
-            self.executor = Executor(self.registry, **(executor_options or {}))
-        except TypeError as exc:
-            raise ValueError(f"executor options: {exc}") from exc
+        check_options("executor options", Executor, executor_options or {})
+        self.executor = Executor(self.registry, **(executor_options or {}))
         self.parser = make_parser(parser, self.registry, **(parser_options or {}))
         self.reward = reward
+        check_options("ToolEnv options", ToolEnv, env_options)
         self.env_options = env_options
         self()  # a bad env option fails here, at suite construction, not in the first episode
 
     def __call__(self) -> ToolEnv:
-        try:
-            return ToolEnv(self.executor, self.parser, self.reward, **self.env_options)
-        except TypeError as exc:
-            raise ValueError(f"ToolEnv options: {exc}") from exc
+        return ToolEnv(self.executor, self.parser, self.reward, **self.env_options)
 
     def metrics(self) -> dict[str, float]:
         """Per-tool counters and latency percentiles of every episode so far."""

@@ -287,7 +287,8 @@ def test_a_sandbox_restarts_after_dying_and_odd_sources_are_reported(kind):
 def test_configuration_errors_come_at_construction():
     with pytest.raises(ValueError, match="isolation='chroot': allowed are 'auto', 'bwrap', 'unshare'"):
         python_tool(isolation="chroot")
-    with pytest.raises(ValueError, match=r"sandbox limits \['memory'\] are unknown"):
+    with pytest.raises(ValueError, match=r"sandbox limits \['memory'\] are unknown; did you "
+                                         r"mean 'memory_mb'\? allowed are"):
         python_tool(limits={"memory": 10})
     with pytest.raises(ValueError, match="wall_seconds=0 must be > 0"):
         SandboxLimits(wall_seconds=0)

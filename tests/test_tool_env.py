@@ -140,10 +140,15 @@ def test_episode_budget_and_per_episode_sessions():
 
 
 def test_factory_options_fail_at_construction(search):
-    with pytest.raises(ValueError, match="ToolEnv options: .*unexpected keyword argument 'max_calls'"):
+    with pytest.raises(ValueError, match=r"ToolEnv options \['max_calls'\] are unknown; did "
+                                         r"you mean 'max_calls_per_episode'\? allowed are"):
         ToolEnvFactory([search], exact, max_calls=3)
-    with pytest.raises(ValueError, match="executor options"):
+    with pytest.raises(ValueError, match=r"executor options \['timeout_s'\] are unknown; did "
+                                         r"you mean 'timeout'\?"):
         ToolEnvFactory([search], exact, executor_options={"timeout_s": 3})
+    with pytest.raises(ValueError, match=r"parser options for 'xml': \['tag'\] are unknown; "
+                                         r"did you mean 'tags'\?"):
+        ToolEnvFactory([search], exact, parser="xml", parser_options={"tag": {}})
     with pytest.raises(ValueError, match="needs parser option tool=<tool name>"):
         ToolEnvFactory([search], exact, parser="action")
     with pytest.raises(ValueError, match=r"has no data\['question'\]"):

@@ -14,6 +14,8 @@ factory, tool factory or estimator function, or a module that registers it when 
 from __future__ import annotations
 
 import difflib
+import inspect
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -42,6 +44,19 @@ def load_plugin(group: str, name: str) -> Any | None:
         raise ValueError(f"{name!r} from the entry point group {group!r} ({values[0]}) failed "
                          f"to load: {type(exc).__name__}: {exc}") from exc
     return None if isinstance(loaded, ModuleType) else loaded
+
+
+def check_options(what: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Refuse `options` that are not keyword-only parameters of `fn`, naming the closest and
+    the allowed (nothing is refused when `fn` takes **kwargs)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{what} {unknown} are unknown; {closest(unknown, allowed)}allowed are "
+                         f"{sorted(allowed)}")
 
 
 def closest(names: list[str], allowed: list[str]) -> str:

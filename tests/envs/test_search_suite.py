@@ -178,7 +178,8 @@ def test_state_anchors_follow_the_information_gathered():
 
 
 def test_options_are_validated_with_the_allowed_values():
-    with pytest.raises(ValueError, match=r"unknown \['topk'\]; allowed are \[.*'top_k'"):
+    with pytest.raises(ValueError, match=r"unknown \['topk'\]; did you mean 'top_k'\? "
+                                         r"allowed are \[.*'top_k'"):
         make_suite("search_qa", topk=3)
     with pytest.raises(ValueError, match=r"env.options.parser='json': allowed are \['xml', 'hermes'\]"):
         make_suite("search_qa", parser="json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..plugins import check_options
 from ..registry import ToolRegistry
 from .action import ActionParser
 from .base import ParseResult, ToolParser
@@ -17,6 +18,7 @@ def make_parser(name: str, registry: ToolRegistry, **options: Any) -> ToolParser
     """The parser `name` ("hermes", "xml", "action") for the tools of `registry`."""
     if name not in PARSERS:
         raise ValueError(f"parser={name!r}: allowed are {sorted(PARSERS)}")
+    check_options(f"parser options for {name!r}:", PARSERS[name], options)
     try:
         return PARSERS[name](registry, **options)
     except TypeError as exc:

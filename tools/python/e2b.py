@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ..base import ToolError, TransientToolError
+from ..plugins import closest
 from .result import ExecResult, SandboxLimits
 
 # The SandboxLimits fields this backend honours; setting any other is an error, not a no-op.
@@ -30,10 +31,11 @@ class E2BSandbox:
     def __init__(self, limits: SandboxLimits | None = None, *, template: str | None = None,
                  lifetime_seconds: int = 600, **connection: Any) -> None:
         allowed = {"api_key", "domain", "api_url", "sandbox_url", "request_timeout"}
-        unknown = set(connection) - allowed
+        unknown = sorted(set(connection) - allowed)
         if unknown:
-            raise ValueError(f"e2b options {sorted(unknown)} are unknown; allowed are "
-                             f"{sorted(allowed | {'template', 'lifetime_seconds'})}")
+            every = sorted(allowed | {"template", "lifetime_seconds"})
+            raise ValueError(f"e2b options {unknown} are unknown; {closest(unknown, every)}"
+                             f"allowed are {every}")
         self.limits = limits or SandboxLimits()
         self.template = template
         self.lifetime_seconds = lifetime_seconds

@@ -36,12 +36,14 @@ class SandboxLimits:
     @classmethod
     def from_options(cls, options: dict | None) -> SandboxLimits:
         """Limits from a recipe mapping; unknown keys are named."""
+        from ..plugins import closest
+
         options = dict(options or {})
         allowed = {f.name for f in fields(cls)}
-        unknown = set(options) - allowed
+        unknown = sorted(set(options) - allowed)
         if unknown:
-            raise ValueError(f"sandbox limits {sorted(unknown)} are unknown; allowed are "
-                             f"{sorted(allowed)}")
+            raise ValueError(f"sandbox limits {unknown} are unknown; "
+                             f"{closest(unknown, sorted(allowed))}allowed are {sorted(allowed)}")
         return cls(**options)
 
 

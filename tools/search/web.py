@@ -22,6 +22,7 @@ import httpx
 
 from ..base import Tool, ToolError, TransientToolError
 from ..decorator import tool
+from ..plugins import closest
 from .corpus import Document, Hit, format_hits
 
 
@@ -67,10 +68,11 @@ class WebSearch:
                  params: dict[str, Any] | None = None, **overrides: Any) -> None:
         if style not in STYLES:
             raise ValueError(f"web search style={style!r}: allowed are {sorted(STYLES)}")
-        unknown = set(overrides) - set(APIStyle.__dataclass_fields__)
+        unknown = sorted(set(overrides) - set(APIStyle.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"web search options {sorted(unknown)} are unknown; style fields are "
-                             f"{sorted(APIStyle.__dataclass_fields__)}")
+            fields = sorted(APIStyle.__dataclass_fields__)
+            raise ValueError(f"web search options {unknown} are unknown; "
+                             f"{closest(unknown, fields)}style fields are {fields}")
         if top_k < 1 or timeout <= 0 or cache_size < 0:
             raise ValueError(f"web search: top_k={top_k} >= 1, timeout={timeout} > 0, "
                              f"cache_size={cache_size} >= 0 required")
