@@ -95,6 +95,7 @@ _SUITES: dict[str, Callable[..., EnvSuite]] = {}
 # Suites whose modules pull in the tool layer (httpx, bm25s, the sandbox) or another project's
 # package (the adapters: they fail at construction when it is absent) load on first use.
 _LAZY_SUITES = {"search_qa": "search_qa.suite", "math_code": "math_code.suite",
+                "feedback": "feedback.suite",
                 "textworld_express": "adapters.textworld_express",
                 "textarena": "adapters.textarena", "gym_text": "adapters.gym_text",
                 "skyrl_gym": "adapters.skyrl_gym", "openenv": "adapters.openenv"}

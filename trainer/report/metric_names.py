@@ -106,6 +106,18 @@ METRICS: dict[str, str] = {
     "tools/<tool>/latency_mean": "mean call latency (s)",
     "tools/(unknown)/<metric>": "the same counters for calls to names no tool has (every "
                                 "misspelling under this one name)",
+    # feedback turns (envs/feedback, docs/feedback.md): the episodes a `feedback` suite played
+    # since the last step (training rollouts only); per rank, averaged over ranks
+    "feedback/episodes": "episodes ended (answered, out of attempts, or cut short)",
+    "feedback/success@<k>": "share of episodes solved within k answers (k = 1: single-attempt "
+                            "success; k = max_attempts: multi-attempt success)",
+    "feedback/attempts": "mean answers per episode",
+    "feedback/attempts_per_solve": "mean answers of the solved episodes (the answer that solved "
+                                   "it included; NaN when none was solved)",
+    "feedback/repeat_rate": "share of answers after the first that repeat an earlier answer of "
+                            "the episode (NaN without retries)",
+    "feedback/reason/<reason>": "share of feedback turns given for the reason: try_again, or a "
+                                "critique's format, evidence, wrong_value or empty_critique",
     # the credit stage (trainer/credit_stage.py, trainer/igpo_scoring.py)
     "credit/flat_groups": "share of groups whose episodes all scored alike (no outcome signal)",
     "dynamic_sampling/rolls": "groups examined this step / groups per step (DAPO dynamic "
