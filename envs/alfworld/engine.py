@@ -63,17 +63,35 @@ def open_game(path: str | Path, expert: str = "handcoded") -> Any:
     import textworld
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
+    _check_files(path, expert)
+    infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=True,
+                               extras=["gamefile", "expert_plan"])
+    wrappers = [AlfredDemangler(shuffle=False), AlfredInfos, _expert_wrapper()(expert_type=expert)]
+    with _loading(path):
+        return textworld.start(str(path), request_infos=infos, wrappers=wrappers)
+
+
+def load_game(game: Any, path: str | Path) -> None:
+    """Load the game at `path` into an environment `open_game` made, as ALFWorld's batched
+    environments move from game to game (the environment keeps its Fast Downward library)."""
+    _check_files(path, game.expert_type)
+    with _loading(path):
+        game.load(str(path))
+
+
+def _check_files(path: str | Path, expert: str) -> None:
     read_game(path)
     _memoise_template_parses()
     if expert == "handcoded" and not (Path(path).parent / "traj_data.json").exists():
         raise GameFileError(f"alfworld game file {path} has no traj_data.json beside it: "
                             "ALFWorld's hand-coded expert reads the task from there")
-    infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=True,
-                               extras=["gamefile", "expert_plan"])
-    wrappers = [AlfredDemangler(shuffle=False), AlfredInfos, _expert_wrapper()(expert_type=expert)]
+
+
+@contextmanager
+def _loading(path: str | Path):
     try:
         with _engine():
-            return textworld.start(str(path), request_infos=infos, wrappers=wrappers)
+            yield
     except Exception as exc:  # the PDDL or grammar inside the file does not parse
         raise GameFileError(f"alfworld game file {path} does not load: "
                             f"{type(exc).__name__}: {exc}") from exc
@@ -166,34 +184,36 @@ def _expert_wrapper() -> type:
 
 
 class GamePool:
-    """Loaded games kept between episodes: loading parses ALFWorld's domain and grammar, most
-    of what starting an episode costs, while a reset only rebuilds the initial state."""
+    """Environments kept for episodes to reuse. Each TextWorld environment loads its own copy of
+    Fast Downward's library, which is never unloaded, so environments are not closed after an
+    episode but loaded with the next one's game: there are as many as episodes ever ran at
+    once. An environment that has the game already is handed out as it is (a reset rebuilds
+    the initial state without parsing the domain and grammar again)."""
 
-    def __init__(self, expert: str, keep: int = 64) -> None:
-        self.expert, self.keep = expert, keep
-        self._idle: dict[str, list[Any]] = {}  # game path -> loaded games, oldest path first
+    def __init__(self, expert: str) -> None:
+        self.expert = expert
+        self._idle: list[tuple[str, Any]] = []  # (its game, environment), least recent first
         self._lock = threading.Lock()
 
     def take(self, path: str) -> Any:
         with self._lock:
-            idle = self._idle.get(path)
-            if idle:
-                return idle.pop()
-        return open_game(path, self.expert)
+            mine = [i for i, (game, _) in enumerate(self._idle) if game == path]
+            entry = self._idle.pop(mine[-1] if mine else 0) if self._idle else None
+        if entry is None:
+            return open_game(path, self.expert)
+        if entry[0] != path:
+            load_game(entry[1], path)
+        return entry[1]
 
     def give(self, path: str, game: Any) -> None:
         with self._lock:
-            self._idle.setdefault(path, []).append(game)
-            self._idle[path] = self._idle.pop(path)  # most recently used last
-            while sum(map(len, self._idle.values())) > self.keep:
-                oldest = next(iter(self._idle))
-                close(self._idle[oldest].pop(0))
-                if not self._idle[oldest]:
-                    del self._idle[oldest]
+            self._idle.append((path, game))
+
+    def __len__(self) -> int:
+        return len(self._idle)
 
     def close(self) -> None:
         with self._lock:
-            for games in self._idle.values():
-                for game in games:
-                    close(game)
+            for _, game in self._idle:
+                close(game)
             self._idle.clear()

@@ -91,6 +91,26 @@ def test_playing_leaves_the_process_argv_and_random_state_alone(suite, monkeypat
     assert random.random() == expected  # the expert's draws come from their own seeds
 
 
+def test_an_environment_is_reloaded_with_the_next_game_not_made_anew(suite):
+    from turnwise.envs.alfworld import engine
+    from turnwise.envs.alfworld.build import game_key
+
+    first, second = sorted({t.data["gamefile"] for t in suite.tasks("valid_seen", 6, seed=0)})[:2]
+    pool = engine.GamePool("handcoded")
+    game = pool.take(first)
+    pool.give(first, game)
+    assert pool.take(first) is game  # the same game: handed out as it is
+    pool.give(first, game)
+    assert pool.take(second) is game and len(pool) == 0  # another game: loaded into it
+    reloaded = engine.reset(game, game_key(second))
+    fresh = engine.reset(engine.open_game(second), game_key(second))
+    assert reloaded.feedback == fresh.feedback
+    assert reloaded["admissible_commands"] == fresh["admissible_commands"]
+    assert reloaded["extra.gamefile"] == second and reloaded["extra.expert_plan"] == ["look"]
+    pool.give(second, game)
+    pool.close()
+
+
 def test_first_observation_actions_and_expert_plan(suite):
     task = next(t for t in suite.tasks("valid_seen", 6, seed=1) if t.kind == "pick_and_place_simple")
     env = suite.make()
