@@ -189,6 +189,16 @@ def test_uniform_without_a_pool_is_the_suite_source_bit_for_bit(rank, size):
     assert new.state() is None
 
 
+def test_uniform_without_a_pool_reports_the_suites_mix():
+    source = build_task_source(TaskSamplingConfig(), MathCodeTasks(kinds=KINDS), "train",
+                               World(), tasks_per_step=6, group_size=2, seed=0, seeded=False)
+    taken = _played(source, range(6), _solved)  # math_code cycles its kinds: two of each
+    metrics = _feed(source, taken)
+    assert [metrics[f"task_sampling/{k}/prob"] for k in KINDS] == [1 / 3] * 3
+    assert [metrics[f"task_sampling/{k}/share"] for k in KINDS] == [1 / 3] * 3
+    assert source.handed == {}  # the next step's mix is counted afresh
+
+
 # --------------------------------------------------------------------- outcomes and metrics
 
 
