@@ -66,6 +66,15 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
         for c in f["configs"][1:]:
             label = f"update tokens/s: {c['backend']} ({c['procs']} proc x {c['threads']} thr)"
             rows.append((f"{label} / torch (1 x 1)", f"{c['ratio']:.2f}x", ""))
+    if f := _fig(records, "gateway_overhead"):
+        for r in f["rows"]:
+            what = f"gateway, {r['engine']} engine, N={r['concurrency']}: overhead per request"
+            if r["concurrency"] == 1:
+                rows.append((f"{what} (p50; + openai client {r['overhead_client_ms_p50']:.1f} ms)",
+                             f"{r['overhead_ms_p50']:.2f} ms", "<= 5 ms"))
+            else:
+                rows.append((f"{what} (excess wall time / requests)",
+                             f"{r['overhead_ms_wall']:.2f} ms", ""))
     if f := _fig(records, "memory"):
         for r in f["rows"]:
             if r["turns"] in (1, 16) and r["prompt"] == 128:

@@ -68,9 +68,13 @@ BENCHES = (
     Bench("report_overhead", "report_overhead", ("--repeats", "3", "--tasks", "2"),
           ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
     Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
+    Bench("gateway_overhead", "gateway_overhead", ("--conversations", "16", "--repeats", "3"),
+          ("--conversations", "2", "--turns", "2", "--repeats", "1", "--concurrency", "1",
+           "--tokens", "4")),
 )
 WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "server_engine",
-             "trl_comparison", "prefix_sharing", "credit_overhead", "train_backends", "memory"}
+             "trl_comparison", "prefix_sharing", "credit_overhead", "train_backends", "memory",
+             "gateway_overhead"}
 
 
 def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:

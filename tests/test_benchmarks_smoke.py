@@ -150,3 +150,20 @@ def test_run_all_only_replaces_just_the_rerun_records(tmp_path, monkeypatch):
     assert "except memory, rerun later with `--only`" in merged and ", rerun on " in merged
     saved = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in saved["records"]] == [b.name for b in run_all.BENCHES]
+
+
+def test_gateway_overhead_plays_the_same_conversations_both_ways(tokenizer):
+    from turnwise.agent.chat import ChatFormatter
+
+    from benchmarks import gateway_overhead as gateway
+
+    engine = gateway.ScriptedEngine(tokenizer)
+    formatter = ChatFormatter(tokenizer, tools=[gateway.TOOL])
+    args = argparse.Namespace(conversations=2, turns=3, tokens=8, repeats=1)
+    figures = asyncio.run(gateway.measure(engine, tokenizer, formatter, args, concurrency=2))
+    assert set(figures) == {f"{kind} {name}" for kind in ("p50", "mean", "wall")
+                            for name in gateway.CONTENDERS}
+    row = gateway.row("scripted", 2, 6, figures)
+    assert row["overhead_ms_p50"] == pytest.approx(
+        (figures["p50 gateway (raw HTTP)"] - figures["p50 direct"]) * 1000)
+    assert row["gateway/direct"] > 0
