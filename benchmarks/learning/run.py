@@ -44,6 +44,7 @@ RECIPES: dict[str, str | None] = {
     "search_igpo": "search_grpo",
     "search_arpo": "search_grpo",
     "code_agent": None,
+    "calculator_agent": None,  # an openai-client agent program, trained through the gateway
 }
 
 
