@@ -37,6 +37,9 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
         for r in f["rows"]:
             what = f"server engine, N={r['concurrency']}: vLLM server over HTTP / in-process vllm"
             rows.append((what, f"{r['server/in-process']:.2f}x", "<= 1.15"))
+            if "cpu server/in-process" in r:
+                rows.append((f"{what} (CPU seconds, all processes)",
+                             f"{r['cpu server/in-process']:.2f}x", ""))
         scale, sync = f["scale"], f["sync"]
         rows.append((f"server engine, N={scale['concurrency']}: one server / two servers (time)",
                      f"{scale['one/two']:.2f}x", ""))
@@ -197,15 +200,26 @@ def scaling_note(records: list[dict]) -> str:
 
 def server_note(f: dict) -> str:
     """What the server engine's figures say about serving rollouts from vLLM servers."""
-    ratios = ", ".join(f"{r['server/in-process']:.2f}x at N={r['concurrency']}"
-                       for r in f["rows"])
+    ratios = ", ".join(
+        f"{r['server/in-process']:.2f}x the time"
+        + (f" ({r['cpu server/in-process']:.2f}x the CPU seconds)"
+           if "cpu server/in-process" in r else "") + f" at N={r['concurrency']}"
+        for r in f["rows"])
+    splits = "; ".join(
+        f"N={r['concurrency']}: client {r['server_cpu_split']['client']:.2f} s, vLLM's API "
+        f"process {r['server_cpu_split']['api_process']:.2f} s, its engine "
+        f"{r['server_cpu_split']['engine_processes']:.2f} s, against "
+        f"{r['cpu_s']['in-process']:.2f} s for the whole in-process engine"
+        for r in f["rows"] if "server_cpu_split" in r)
     scale, sync = f["scale"], f["sync"]
     gb = 3.0  # a 1.5B-parameter model in bf16
     return (
         "- **Servers** (`engine.kind: server`): one vLLM server over HTTP against the "
-        f"in-process vllm engine on the same requests: {ratios} the time. It adds JSON, an "
-        "HTTP hop and the server's API process, a fixed cost per request that a longer "
-        "generation or a larger model hides. Two servers against one at "
+        f"in-process vllm engine on the same requests: {ratios}. It adds JSON, an HTTP hop, "
+        "the server's API process and requests that reach the scheduler one by one, a cost "
+        "per request that longer generations or a larger model hide."
+        + (f" CPU seconds per round of the server path ({splits})." if splits else "")
+        + " Two servers against one at "
         f"N={scale['concurrency']}: {scale['one/two']:.2f}x ({scale['share_on_second']:.0%} of "
         "the requests on the second). Here both servers, their API processes and the client "
         "share two cores, so this bounds the balancing overhead rather than predicting "

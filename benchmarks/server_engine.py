@@ -5,7 +5,10 @@ weight sync to a server.
   each, EOS ignored) through `ServerEngine` with one server and through the in-process
   `VLLMEngine`, with the same engine settings (float32, eager, no prefix cache, processed
   logprobs, the same KV cache and batch size, compute pinned to core 0). The gap is what HTTP,
-  JSON and the server's API process cost. Target: server / in-process <= 1.15.
+  JSON and the server's API process cost. Target: server / in-process <= 1.15. Besides wall
+  time, the CPU seconds of every process involved (this one, the in-process engine's core, the
+  servers) are summed per round: on a shared machine wall time follows the neighbours' load,
+  CPU time much less.
 - N = 64 through two servers (cores 0 and 1) against one (core 0).
 - `load_weights` of a ~120 MB model into a running server: pause, safetensors file in /dev/shm,
   load through the worker extension, prefix-cache reset, version label, resume; seconds per
@@ -29,6 +32,57 @@ import torch
 
 from benchmarks.common import add_output_args, build_model, interleaved, medians, quiet, write_json
 from benchmarks.engine_overhead import engine_run, make_prompts
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and every live process under
+    it: the servers, the engine cores."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def process_cpu(pid: int, *, children: bool) -> float:
+    """CPU seconds of process `pid` itself, or of its live descendants."""
+    import psutil
+
+    process = psutil.Process(pid)
+    procs = process.children(recursive=True) if children else [process]
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def server_cpu_split(server, run, rounds: int) -> dict[str, float]:
+    """CPU seconds per round of `run` on each side of a server: this client, the server's API
+    process (HTTP, JSON, request checks) and its engine processes (scheduling, the model)."""
+    parts = {"client": lambda: process_cpu(os.getpid(), children=False),
+             "api_process": lambda: process_cpu(server.process.pid, children=False),
+             "engine_processes": lambda: process_cpu(server.process.pid, children=True)}
+    before = {name: read() for name, read in parts.items()}
+    for _ in range(rounds):
+        run()
+    return {name: (read() - before[name]) / rounds for name, read in parts.items()}
+
+
+def timed_cpu(contenders: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall seconds and median CPU seconds of each contender, taking turns."""
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
+
+    def counted(name, fn):
+        def run():
+            before = tree_cpu()
+            fn()
+            cpu[name].append(tree_cpu() - before)
+        return run
+
+    wall = medians(interleaved({n: counted(n, f) for n, f in contenders.items()}, repeats))
+    return wall, medians(cpu)
 
 
 def start_servers(path: str, binds: list[str], folder: str, *, kv_cache_gib: float,
@@ -75,9 +129,12 @@ def bench_serving(path: str, concurrency: list[int], tokens: int, repeats: int,
             counts = {name: fn() for name, fn in contenders.items()}  # warm-up, equal work
             if len(set(counts.values())) != 1:
                 raise RuntimeError(f"unequal work at N={n}: tokens generated {counts}")
-            med = medians(interleaved(contenders, repeats))
+            med, cpu = timed_cpu(contenders, repeats)
             rows.append({"concurrency": n, "tokens": counts["server"], **med,
-                         "server/in-process": med["server"] / med["in-process"]})
+                         "server/in-process": med["server"] / med["in-process"],
+                         "cpu_s": cpu, "cpu server/in-process": cpu["server"] / cpu["in-process"],
+                         "server_cpu_split": server_cpu_split(servers[0], contenders["server"],
+                                                              max(1, repeats // 3))})
         prompts = make_prompts(tokenizer, width, seed=width)
         contenders = {"one server": lambda: engine_run(one, prompts, tokens),
                       "two servers": lambda: engine_run(two, prompts, tokens)}
@@ -164,10 +221,16 @@ def main() -> None:
         rows, scale = bench_serving(path, args.concurrency, args.tokens, args.repeats,
                                     args.kv_cache_gib, folder)
         sync = bench_sync(args.repeats, folder, args.sync_hidden, args.sync_layers)
-    print(f"{'N':>4}{'tokens':>8}{'server':>12}{'in-process':>12}{'server/in-process':>20}")
+    print(f"{'N':>4}{'tokens':>8}{'server':>12}{'in-process':>12}{'server/in-process':>20}"
+          f"{'CPU server':>12}{'CPU in-proc':>12}{'CPU ratio':>11}")
     for r in rows:
+        cpu = r["cpu_s"]
         print(f"{r['concurrency']:>4}{r['tokens']:>8}{r['server']:>11.3f}s{r['in-process']:>11.3f}s"
-              f"{r['server/in-process']:>19.2f}x")
+              f"{r['server/in-process']:>19.2f}x{cpu['server']:>11.3f}s{cpu['in-process']:>11.3f}s"
+              f"{r['cpu server/in-process']:>10.2f}x")
+    for r in rows:
+        split = ", ".join(f"{k} {v:.3f}s" for k, v in r["server_cpu_split"].items())
+        print(f"N={r['concurrency']} server path CPU per round: {split}")
     print(f"N={scale['concurrency']}: one server {scale['one server']:.3f}s, two servers "
           f"{scale['two servers']:.3f}s: {scale['one/two']:.2f}x faster "
           f"({scale['share_on_second']:.0%} of requests on the second)")
