@@ -276,17 +276,6 @@ def _token_versions(completion: Completion) -> list[int] | None:
     return list(versions)
 
 
-def _token_versions(completion: Completion) -> list[int] | None:
-    """Per-token versions of a completion whose weights changed while it was generated."""
-    versions = completion.token_versions
-    if versions is None or len(set(versions)) <= 1:
-        return None
-    if len(versions) != len(completion.token_ids):
-        raise ValueError(f"engine returned {len(versions)} token versions for "
-                         f"{len(completion.token_ids)} tokens")
-    return list(versions)
-
-
 class StepTimeout(Exception):
     """An env.reset or env.step that overran `EpisodeSettings.step_timeout`."""
 
