@@ -91,3 +91,14 @@ def test_serve_gives_each_server_its_own_devices():
     assert _device_slices(1, ["4", "5"]) == ["4,5"]
     with pytest.raises(ValueError, match="at most one server per device"):
         _device_slices(3, ["0", "1"])
+
+
+def test_train_itself_refuses_an_engine_that_cannot_train(tmp_path):
+    from turnwise.trainer.loop import train
+    from turnwise.trainer.recipe import RecipeError, load_recipe
+
+    cfg = load_recipe("household_grpo", ["engine.kind=openai", "engine.base_url=http://127.0.0.1:9",
+                                         "engine.model=m", f"log.dir={tmp_path}"])
+    with pytest.raises(RecipeError, match="cannot train"):
+        train(cfg, echo=lambda *a: None)
+    assert not any(tmp_path.iterdir())  # stopped before a run folder was made

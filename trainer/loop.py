@@ -31,6 +31,7 @@ from .cold_start import ColdStart, plan_cold_start, run_sft
 from .config import Config
 from .credit_stage import CreditStage
 from .dist import World, init_world, rank_zero_log
+from .engine_factory import refuse_training
 from .evaluate import Evaluation
 from .losses import Correction
 from .models import resolve_model
@@ -57,6 +58,7 @@ def train(cfg: Config, *, echo=print) -> RunResult:
 
 
 async def _train(cfg: Config, echo) -> RunResult:
+    refuse_training(cfg.engine)  # an engine that cannot train stops before anything starts
     seed_everything(cfg.seed)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
