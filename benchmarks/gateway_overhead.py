@@ -14,7 +14,7 @@ tiny model generating `--tokens` tokens (the overhead's share of a real turn). O
 at a time measures latency; `--concurrency` conversations at once measure throughput (the excess
 wall time per request). Target: overhead <= 5 ms per request at p50 on CPU.
 
-    .venv/bin/python -m benchmarks.gateway_overhead [--conversations 16] [--turns 4]
+    .venv/bin/python -m benchmarks.gateway_overhead [--conversations 8] [--turns 4]
 """
 
 from __future__ import annotations
@@ -213,13 +213,13 @@ def print_rows(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conversations", type=int, default=16)
+    parser.add_argument("--conversations", type=int, default=8)
     parser.add_argument("--turns", type=int, default=4, help="model calls per conversation")
     parser.add_argument("--tokens", type=int, default=16, help="hf engine: tokens per reply")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--engines", nargs="+", default=["scripted", "hf"],
                         choices=["scripted", "hf"])
-    add_output_args(parser, repeats=3)
+    add_output_args(parser, repeats=2)
     args = parser.parse_args()
     quiet()
     import torch
