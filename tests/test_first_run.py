@@ -56,8 +56,9 @@ def test_a_short_run_shows_sft_progress_and_says_what_to_do_next(tmp_path):
         assert noise not in out.stdout + out.stderr, noise
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     [sft] = [r for r in records if r["iteration"] == -1]
-    assert sft["sft/steps"] == total and sft["sft/seconds"] > 0 and sft["sft/demo_seconds"] > 0
-    assert sft["sft/tokens_per_s"] == pytest.approx(sft["sft/tokens"] * 2 / sft["sft/seconds"])
+    assert sft["sft/steps"] == total and sft["time/sft"] > 0
+    assert sft["time/sft_demonstrations"] > 0
+    assert sft["perf/sft_tokens_per_s"] == pytest.approx(sft["sft/tokens"] * 2 / sft["time/sft"])
     assert not any(k.startswith(("rollout/tool", "eval/tool")) for r in records for k in r)
     assert not (run / "plots" / "tools.png").exists() and (run / "plots" / "turns.png").exists()
 

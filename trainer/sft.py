@@ -66,5 +66,5 @@ def sft(backend, demos: Sequence[Trajectory], *, epochs: int, lr: float, rows_pe
     tokens, rows = backend.world.sum([float(batch.loss_mask.sum()), float(batch.num_rows)])
     seconds = time.perf_counter() - started
     return {"sft/loss_first": first, "sft/loss_last": last, "sft/rows": rows, "sft/tokens": tokens,
-            "sft/steps": float(epochs * steps_per_epoch), "sft/seconds": seconds,
-            "sft/tokens_per_s": epochs * tokens / max(seconds, 1e-9)}
+            "sft/steps": float(epochs * steps_per_epoch), "time/sft": seconds,
+            "perf/sft_tokens_per_s": epochs * tokens / max(seconds, 1e-9)}

@@ -46,8 +46,8 @@ def test_sft_reports_every_step_and_its_time(tiny_model):
     assert [tokens for _, tokens in seen.calls] == [8, 8, 4, 8, 8, 4]
     assert seen.calls[0][0] == stats["sft/loss_first"] and seen.calls[-1][0] == stats["sft/loss_last"]
     assert stats["sft/steps"] == 6 and stats["sft/tokens"] == 20
-    assert stats["sft/seconds"] > 0
-    assert abs(stats["sft/tokens_per_s"] - 40 / stats["sft/seconds"]) < 1e-6
+    assert stats["time/sft"] > 0
+    assert abs(stats["perf/sft_tokens_per_s"] - 40 / stats["time/sft"]) < 1e-6
 
 
 def test_without_a_terminal_sft_prints_a_line_every_tenth_of_its_steps():

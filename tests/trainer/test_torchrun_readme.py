@@ -5,6 +5,7 @@ on a console without per-rank noise; a recipe that cannot run stops with one lin
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -67,9 +68,10 @@ def test_two_deepspeed_ranks_run_the_readme_command_with_the_sft_cache(tmp_path,
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count(f"sft: cached policy {policy}") == 1  # rank 0 speaks once
     assert "sft: step" not in second.stdout  # no SFT trained: both ranks loaded the cache
-    # The same start and seeds: the first iteration plays and trains alike.
-    line = lambda out: next(x for x in out.splitlines() if x.startswith("iter 1/1"))
-    assert line(first.stdout).split("|")[0] == line(second.stdout).split("|")[0]
+    # Both runs name the SFT policy they started from. (Their RL iterations are not compared:
+    # episodes batched as they arrive are not bit-reproducible without deterministic=true.)
+    for run in (tmp_path / "runs").iterdir():
+        assert json.loads((run / "summary.json").read_text())["sft_policy"] == str(policy)
 
 
 def test_a_recipe_that_cannot_run_stops_every_rank_with_one_line(tmp_path):

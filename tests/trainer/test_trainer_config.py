@@ -45,7 +45,8 @@ def test_good_trainer_options_load():
     cfg = load_recipe("household_grpo", [
         "train.backend=deepspeed", "deepspeed.zero_stage=3", "deepspeed.offload_params=true",
         "deepspeed.offload_optimizer=true", "loss.policy=gspo", "kl.coef=0.01", "kl.target=reward",
-        "lora.enabled=true", "lora.target_modules=[q_proj, v_proj]", "train.packing=true",
+        "lora.enabled=true", "lora.target_modules=[q_proj, v_proj]", "sft.cache=false",
+        "train.packing=true",
         "train.old_logprobs=recompute", "loss.is_correction={mode: truncate, cap: 2.0}", "checkpoint.every=5", "resume=auto"])
     assert cfg.deepspeed.zero_stage == 3 and cfg.lora.target_modules == ["q_proj", "v_proj"]
     assert cfg.train.packing is True and cfg.loss.policy == "gspo"

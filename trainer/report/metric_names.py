@@ -76,10 +76,10 @@ METRICS: dict[str, str] = {
     "sft/rows": "SFT rows (demonstration turns or episodes)",
     "sft/tokens": "SFT tokens trained on",
     "sft/steps": "SFT optimizer steps (every epoch)",
-    "sft/seconds": "seconds of SFT training",
-    "sft/tokens_per_s": "SFT tokens trained per second (every epoch)",
-    "sft/demo_seconds": "seconds spent playing the oracle's demonstrations (also when SFT was "
-                        "cached, to key the cache)",
+    "time/sft": "seconds of SFT training",
+    "time/sft_demonstrations": "seconds playing the oracle's demonstrations (also when SFT was "
+                               "cached: they key the cache)",
+    "perf/sft_tokens_per_s": "SFT tokens trained per second (every epoch)",
     # turnwise eval / the loop's evaluation: estimates with 95% intervals (trainer/evaluate.py)
     **{f"eval/{k}{suffix}": f"{v}{what}"
        for k, v in {"success": "success rate (Wilson interval over episodes)",
