@@ -53,7 +53,9 @@ def run_one(sampler: str, seed: int, runs: Path, pool: int, eval_tasks: int,
     (runs / f"{name}.log").write_text(out.stdout + out.stderr)
     if out.returncode != 0:
         raise SystemExit(f"{name} failed (exit {out.returncode}); see {runs / (name + '.log')}")
-    record = {"sampler": sampler, "seed": seed, "run": str(folder),
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False,
+                            capture_output=True, text=True).stdout.strip()
+    record = {"sampler": sampler, "seed": seed, "run": str(folder), "commit": commit,
               "wall_seconds": time.perf_counter() - started, "command": " ".join(command[2:])}
     (folder / "done.json").write_text(json.dumps(record, indent=2))
     return record
