@@ -1,13 +1,13 @@
 # Two entry points: `make train` (the main job) and `make test`. Both set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= test,deepspeed,envs
+EXTRAS ?= test,deepspeed,envs,docs
 PY := $(VENV)/bin/python
 # vLLM's CPU build lives in its own venv: it pins torch 2.13.0+cpu and its own transformers.
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: setup train test system-deps browser vllm-venv bench
+.PHONY: setup train test system-deps browser vllm-venv bench docs
 setup: system-deps $(VENV)/.installed
 
 # The Python sandbox tool isolates code with bubblewrap where it can (else with unshare), and
@@ -71,3 +71,8 @@ test: setup browser vllm-venv
 bench: setup vllm-venv
 	$(PY) -m pip install -q -c constraints.txt -e ".[bench]"
 	$(PY) -m benchmarks.run_all $(ARGS)
+
+# The documentation site (mkdocs.yml) into build/site, strictly: a broken link, anchor or API
+# reference fails. Nothing is fetched. The test suite builds it too (tests/test_docs_site.py).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict

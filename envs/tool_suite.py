@@ -28,7 +28,10 @@ class ToolSuite(ABC):
 
     Args:
         tools: the suite's tools (built once, shared by every episode).
-        reward, success, score, evidence: see `ToolEnv`.
+        reward: the final answer's reward, `(answer, task) -> float` (see `ToolEnv`).
+        success: whether an answer solves the task (see `ToolEnv`).
+        score: the task's own score of an answer (see `ToolEnv`).
+        evidence: whether the episode's tool results held what the answer needs (see `ToolEnv`).
         instructions: the task's instructions, put before the format's instructions.
         parser: "xml" or "hermes".
         anchor: "observation" or "state" (see `ToolEnv`).
