@@ -12,7 +12,9 @@ the reply) a program pays against any endpoint. Overhead = gateway p50 - direct 
 Two engines: `scripted` answers at once with a fixed tool call (the overhead alone), `hf` is the
 tiny model generating `--tokens` tokens (the overhead's share of a real turn). One conversation
 at a time measures latency; `--concurrency` conversations at once measure throughput (the excess
-wall time per request). Target: overhead <= 5 ms per request at p50 on CPU.
+wall time per request). CPU seconds per request are measured too (client, gateway and engine
+share the process): on a loaded machine every hop between client and server waits for a core,
+which inflates wall latency but not CPU. Target: overhead <= 5 ms per request at p50 on CPU.
 
     .venv/bin/python -m benchmarks.gateway_overhead [--conversations 8] [--turns 4]
 """
@@ -164,10 +166,12 @@ async def measure(engine, tokenizer, formatter, args, concurrency: int) -> dict[
     contenders taking turns `--repeats` times."""
     runs: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     walls: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    cpu: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    requests = args.conversations * args.turns
     async with Served(engine, tokenizer, args.turns, args.tokens) as served:
         for repeat in range(args.repeats + 1):
             for name in CONTENDERS:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 if name == "direct":
                     got = await direct(engine, formatter, args.conversations, args.turns,
                                        args.tokens, concurrency)
@@ -176,10 +180,12 @@ async def measure(engine, tokenizer, formatter, args, concurrency: int) -> dict[
                                             raw=name.endswith("HTTP)"))
                 if repeat:  # the first round warms up (formatter, connections, kernels)
                     walls[name].append(time.perf_counter() - started)
+                    cpu[name].append((time.process_time() - cpu_started) / requests)
                     runs[name] += got
     return {**{f"p50 {name}": statistics.median(v) for name, v in runs.items()},
             **{f"mean {name}": statistics.fmean(v) for name, v in runs.items()},
-            **{f"wall {name}": statistics.median(v) for name, v in walls.items()}}
+            **{f"wall {name}": statistics.median(v) for name, v in walls.items()},
+            **{f"cpu {name}": statistics.median(v) for name, v in cpu.items()}}
 
 
 def row(engine_name: str, concurrency: int, requests: int,
@@ -196,19 +202,26 @@ def row(engine_name: str, concurrency: int, requests: int,
             "overhead_ms_wall": (figures["wall gateway (raw HTTP)"] - wall) / requests * 1000,
             "overhead_client_ms_wall": (figures["wall gateway (openai client)"] - wall)
             / requests * 1000,
+            # CPU seconds per request (client, gateway and engine share this process): what a
+            # request costs whatever else shares the machine; the wall time adds the waits for
+            # a core that each hop between client and server takes on a loaded machine.
+            "overhead_cpu_ms": (figures["cpu gateway (raw HTTP)"] - figures["cpu direct"]) * 1000,
+            "overhead_client_cpu_ms": (figures["cpu gateway (openai client)"]
+                                       - figures["cpu direct"]) * 1000,
             "gateway/direct": raw / base, "gateway+client/direct": client / base,
             "gateway/direct (wall)": figures["wall gateway (raw HTTP)"] / wall}
 
 
 def print_rows(rows: list[dict]) -> None:
     print("engine    N  direct p50 | gateway p50: raw HTTP, openai client | overhead p50: raw, "
-          "client | overhead per request from wall: raw, client")
+          "client | overhead per request from wall: raw, client | CPU per request: raw, client")
     for r in rows:
         print(f"{r['engine']:8} {r['concurrency']:3}  {r['p50 direct'] * 1000:7.2f} ms | "
               f"{r['p50 gateway (raw HTTP)'] * 1000:7.2f} ms, "
               f"{r['p50 gateway (openai client)'] * 1000:7.2f} ms | "
               f"{r['overhead_ms_p50']:6.2f} ms, {r['overhead_client_ms_p50']:6.2f} ms | "
-              f"{r['overhead_ms_wall']:6.2f} ms, {r['overhead_client_ms_wall']:6.2f} ms")
+              f"{r['overhead_ms_wall']:6.2f} ms, {r['overhead_client_ms_wall']:6.2f} ms | "
+              f"{r['overhead_cpu_ms']:6.2f} ms, {r['overhead_client_cpu_ms']:6.2f} ms")
 
 
 def main() -> None:
@@ -250,6 +263,8 @@ def main() -> None:
     ratios |= {f"{r['engine']}, N={r['concurrency']}: gateway + openai client / direct (p50)":
                r["gateway+client/direct"] for r in rows}
     overhead = {f"{r['engine']}, N={r['concurrency']}": r["overhead_ms_p50"] for r in rows}
+    ratios |= {f"{r['engine']}, N={r['concurrency']}: gateway / direct (CPU per request)":
+               r["cpu gateway (raw HTTP)"] / r["cpu direct"] for r in rows}
     write_json(args.json, "gateway_overhead", {
         "rows": rows, "ratios": ratios, "overhead_ms_p50": overhead,
         "conversations": args.conversations, "turns": args.turns, "tokens": args.tokens,

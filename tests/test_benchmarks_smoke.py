@@ -161,7 +161,7 @@ def test_gateway_overhead_plays_the_same_conversations_both_ways(tokenizer):
     formatter = ChatFormatter(tokenizer, tools=[gateway.TOOL])
     args = argparse.Namespace(conversations=2, turns=3, tokens=8, repeats=1)
     figures = asyncio.run(gateway.measure(engine, tokenizer, formatter, args, concurrency=2))
-    assert set(figures) == {f"{kind} {name}" for kind in ("p50", "mean", "wall")
+    assert set(figures) == {f"{kind} {name}" for kind in ("p50", "mean", "wall", "cpu")
                             for name in gateway.CONTENDERS}
     row = gateway.row("scripted", 2, 6, figures)
     assert row["overhead_ms_p50"] == pytest.approx(
