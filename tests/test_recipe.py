@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from turnwise.trainer.recipe import RecipeError, bundled_recipes, load_recipe
 
@@ -114,3 +115,15 @@ def test_yaml_errors_name_the_file_and_a_bad_parent_names_the_extends_line(tmp_p
     orphan = _write(tmp_path, "orphan.yaml", "name: x\nextends: houshold_gigpo\n")
     with pytest.raises(RecipeError, match=r"orphan.yaml, line 2: extends: 'houshold_gigpo'"):
         load_recipe(orphan)
+
+
+def test_overrides_may_follow_the_commands_options(capsys):
+    """`turnwise train R --import M key=value` (docs/guides/environment.md writes it so): the
+    overrides after an option are overrides, and an unknown option still stops."""
+    from turnwise.trainer.cli import main
+
+    assert main(["config", "household_grpo", "--import", "json", "train.iterations=7"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["train"]["iterations"] == 7
+    with pytest.raises(SystemExit):
+        main(["config", "household_grpo", "train.iterations=7", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

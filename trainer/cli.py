@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command in ("train", "eval", "serve"):
         quiet_libraries()
-    # `eval` takes key=value overrides on either side of its options.
-    if extra and (args.command != "eval" or any(a.startswith("-") for a in extra)):
+    # key=value overrides may come on either side of a command's options.
+    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") for a in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "eval":
+    if extra:
         args.overrides = list(args.overrides) + extra
+    if args.command == "eval":
         from .evaluate import resolve_source, run_eval
 
         try:
