@@ -22,6 +22,7 @@ from turnwise.rollouts.orchestrator import Orchestrator
 from turnwise.rollouts.trajectory import Trajectory
 
 EPISODES = 1000
+KINDS = (Episode, CountingEnv, Trajectory)
 
 
 def rss_mb() -> float:
@@ -53,6 +54,8 @@ def test_a_thousand_concurrent_episodes_leak_nothing(tiny_path, tokenizer):
         # mark for batches of this size, are costs paid once, not leaks.
         await orch.rollout(tasks, group_size=4, tag="warm", seed=0)
         before = (rss_mb(), open_fds(), threading.active_count())
+        # Objects of these kinds that earlier tests in this process left are theirs, not ours.
+        earlier = {id(o) for o in gc.get_objects() if type(o) in KINDS}
         peak_in_flight = 0
 
         async def watch():
@@ -72,8 +75,7 @@ def test_a_thousand_concurrent_episodes_leak_nothing(tiny_path, tokenizer):
         counts = (len(trajs), sum(t.status == "failed" for t in trajs))
         del trajs
         after = (rss_mb(), open_fds(), threading.active_count())
-        kinds = (Episode, CountingEnv, Trajectory)
-        alive = sum(type(o) in kinds for o in gc.get_objects())
+        alive = sum(type(o) in KINDS and id(o) not in earlier for o in gc.get_objects())
         return counts, wall, before, after, leftover, peak_in_flight, alive
 
     (count, failed), wall, before, after, leftover, peak, alive = asyncio.run(rollouts())
