@@ -143,7 +143,6 @@ class Episode:
                 token_versions=completion.token_versions[:budget]
                 if completion.token_versions else None)
             self.traj.info["responses_cut"] = self.traj.info.get("responses_cut", 0) + 1
-            self.reply_text = None  # the environment reads what was kept
         self.generated += len(completion.token_ids)
         turn = Turn(
             response_ids=list(completion.token_ids),
