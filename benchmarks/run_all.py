@@ -32,7 +32,7 @@ from benchmarks.results import write_results
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 # Library log lines that would bury the tables.
-NOISE = re.compile(r"^(\(\w+ pid=\d+\)|INFO|WARNING|DEBUG|\[W|\[\d{4}-|Loading|Triton|\s*warnings\.warn)")
+NOISE = re.compile(r"^(\([\w-]+ pid=\d+\)|INFO|WARNING|DEBUG|\[W|\[\d{4}-|Loading|Triton|\s*warnings\.warn)")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ BENCHES = (
     Bench("engine_overhead_vllm", "engine_overhead",
           ("--engine", "vllm", "--concurrency", "16", "64", "--repeats", "15"),
           ("--engine", "vllm", "--concurrency", "8", "--tokens", "8", "--repeats", "1"), vllm=True),
-    Bench("server_engine", "server_engine", ("--concurrency", "16", "64", "--repeats", "9"),
+    Bench("server_engine", "server_engine", ("--concurrency", "16", "64", "--repeats", "15"),
           ("--concurrency", "8", "--tokens", "8", "--repeats", "1", "--sync-hidden", "128",
            "--sync-layers", "2"), vllm=True),
     Bench("trl_comparison", "trl_comparison", ("--rounds", "3", "--steps", "3"),
