@@ -152,7 +152,7 @@ def test_an_entry_point_that_fails_to_import_is_named(tmp_path, monkeypatch):
 
 
 def _user_module(folder: Path, tag: str) -> str:
-    """A module that registers its suite itself when imported (the README's way)."""
+    """A module that registers its suite itself when imported (docs/guides/environment.md's way)."""
     name = f"my_suites_{tag}"
     (folder / f"{name}.py").write_text(
         PLUGIN + f"\nfrom turnwise.envs import register_suite\n"

@@ -1,6 +1,6 @@
 """The reliability suite's ledger: every test records the faults it injected and how many the
 system survived, and the resource figures it measured; the terminal summary prints the table
-(README "Reliability" quotes it). Set TURNWISE_RELIABILITY_REPORT=path to also write it as JSON.
+(docs/reliability.md quotes it). Set TURNWISE_RELIABILITY_REPORT=path to also write it as JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's two-CPU-process command runs as written: two gloo ranks under torchrun, ZeRO-3,
+"""The scaling-out guide's two-CPU-process command (docs/guides/scaling-out.md) runs as written: two gloo ranks under torchrun, ZeRO-3,
 the cpu-tiny preset with its SFT cache (rank 0 saves it, every rank loads it on the next run),
 on a console without per-rank noise; a recipe that cannot run stops with one line."""
 
@@ -31,10 +31,10 @@ NOISE = ["Traceback", "FutureWarning", "Setting accelerator to CPU", "built succ
 
 
 def readme_command() -> list[str]:
-    """The README's torchrun command for 2 CPU processes, as written there."""
-    text = (ROOT / "README.md").read_text()
+    """The guide's torchrun command for 2 CPU processes, as written there."""
+    text = (ROOT / "docs" / "guides" / "scaling-out.md").read_text()
     match = re.search(r"^(torchrun --nproc_per_node 2 .*?)(?<!\\)$", text, re.MULTILINE | re.DOTALL)
-    assert match, "README.md lost its two-CPU-process torchrun example"
+    assert match, "docs/guides/scaling-out.md lost its two-CPU-process torchrun example"
     return shlex.split(match.group(1).replace("\\\n", " "))
 
 
