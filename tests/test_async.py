@@ -393,3 +393,23 @@ def test_the_suite_source_gives_each_rank_its_share_of_each_step():
     unseeded = SuiteSource(suite, "train", tasks_per_step=4, world=World(), seed=7, group_size=3,
                            seeded=False)
     assert unseeded.seed(5) is None
+
+
+def test_engine_faults_are_reported_per_step():
+    """engine/<count> is what the engine counted since the last step; engines without the
+    counters report nothing."""
+    from types import SimpleNamespace
+
+    from turnwise.trainer.loop import Trainer
+
+    stats = {"retries": 3, "taken_out": 1, "readmitted": 0, "requests": 50}
+    trainer = SimpleNamespace(run=SimpleNamespace(engine=SimpleNamespace(stats=stats)),
+                              engine_faults={})
+    Trainer._engine_faults(trainer)  # what happened before training
+    stats.update(retries=7, readmitted=1, requests=90)
+    assert Trainer._engine_faults(trainer) == {"engine/retries": 4.0, "engine/taken_out": 0.0,
+                                               "engine/readmitted": 1.0}
+    assert Trainer._engine_faults(trainer) == {"engine/retries": 0.0, "engine/taken_out": 0.0,
+                                               "engine/readmitted": 0.0}
+    trainer.run.engine = SimpleNamespace(stats={"prefills": 4})  # the hf engine's
+    assert Trainer._engine_faults(trainer) == {}

@@ -165,6 +165,10 @@ def test_rl_through_the_server_engine_syncs_every_update(server, tmp_path):
     for iteration in (1, 2):
         lines = (run / "trajectories" / f"iter_{iteration:05d}.jsonl").read_text().splitlines()
         assert {json.loads(line)["version"] for line in lines} == {iteration - 1}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "engine/retries" in r]
+    assert len(steps) == 2  # a healthy server: the counters are there, and nothing failed
+    assert all(r["engine/retries"] == r["engine/taken_out"] == 0 for r in steps)
     label = json.load(urllib.request.urlopen(f"{server.url}/weight_info", timeout=30))
     assert label == {"weight_version": "2"}
     policy = AutoModelForCausalLM.from_pretrained(run / "policy").eval()

@@ -16,7 +16,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,10 @@ class RunResult:
     history: list[dict[str, Any]]
     eval_before: dict[str, float]
     eval_after: dict[str, float]
+
+
+# Engine counters reported per step as engine/<name> (agent/engines/server.py keeps them).
+ENGINE_FAULTS = ("retries", "taken_out", "readmitted")
 
 
 def train(cfg: Config, *, echo=print) -> RunResult:
@@ -170,6 +174,7 @@ class Trainer:
     source: TaskSource  # which task each group plays; learns from what each step trained
     replayed: int = 0  # groups a resumed run plays again (reported once)
     sleep_engine: bool = False  # engine.sleep_during_update
+    engine_faults: dict[str, int] = field(default_factory=dict)  # the engine's counts so far
 
     @classmethod
     def build(cls, cfg: Config, run: Run, world: World, log, producer_state, *, first: int,
@@ -200,8 +205,10 @@ class Trainer:
         # CUDA's current device is per thread: the worker trains on this rank's GPU.
         worker = ThreadPoolExecutor(1, thread_name_prefix="trainer",
                                     initializer=_bind_device, initargs=(world.local_rank,))
-        return cls(run, world, log, producer, policy, credit, progress, worker, source, replayed,
-                   cfg.engine.sleep_during_update)
+        trainer = cls(run, world, log, producer, policy, credit, progress, worker, source,
+                      replayed, cfg.engine.sleep_during_update)
+        trainer._engine_faults()  # faults before training (SFT, the first eval) are not a step's
+        return trainer
 
     async def step(self, iteration: int) -> dict[str, Any]:
         """One step; the record it logs."""
@@ -249,7 +256,8 @@ class Trainer:
                 started, idle_before) -> dict[str, Any]:
         times.iteration = time.perf_counter() - started
         times.engine_idle = self.run.orchestrator.clock.idle_seconds() - idle_before
-        rollout_metrics = {**taken.metrics, "async/in_flight": float(self.producer.in_flight)}
+        rollout_metrics = {**taken.metrics, "async/in_flight": float(self.producer.in_flight),
+                           **self._engine_faults()}
         if self.replayed:
             rollout_metrics["async/replayed_groups"], self.replayed = float(self.replayed), 0
         if not train_metrics:
@@ -261,6 +269,16 @@ class Trainer:
                                tools=suite_has_tools(self.run.basics.suite))
         return self.world.reduce_metrics(metrics, summed=("rollout/episodes", "rollout/status_",
                                                           "perf/"))
+
+    def _engine_faults(self) -> dict[str, float]:
+        """Retried requests and servers taken out or readmitted since the last step (engines
+        that serve over a network count them; the others have none)."""
+        stats = getattr(self.run.engine, "stats", {})
+        now = {key: stats[key] for key in ENGINE_FAULTS if key in stats}
+        deltas = {f"engine/{key}": float(value - self.engine_faults.get(key, 0))
+                  for key, value in now.items()}
+        self.engine_faults = now
+        return deltas
 
     async def _on_worker(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)

@@ -157,6 +157,10 @@ METRICS: dict[str, str] = {
     "async/stale_kept": "groups older than rollout.max_staleness kept and corrected",
     "async/in_flight": "groups still being played when the step ended",
     "async/replayed_groups": "groups a resumed run plays again (started, never trained on)",
+    # the engine (agent/engines/server.py), since the last step
+    "engine/retries": "requests retried on another server after a failure",
+    "engine/taken_out": "servers taken out of the pool (failed a health check)",
+    "engine/readmitted": "servers readmitted after answering their health check again",
     "time/engine_idle_share": "share of the step's wall time with no generation in flight",
     "time/trainer_idle_share": "share of the step's wall time the trainer waited for groups",
     "igpo/score_seconds": "seconds of IGPO's answer-scoring pass",
