@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from types import SimpleNamespace
 
 import pytest
-import torch
 from turnwise.agent.engines import SamplingParams, make_engine
 from turnwise.rollouts.producer import Group, GroupProducer
 from turnwise.rollouts.trajectory import Trajectory, Turn
 from turnwise.trainer.rollout_stage import StepPolicy, take_step
+from two_ranks import train_on_two_ranks
 
 # ------------------------------------------------------------------ versions, groups and the cap
 
@@ -296,7 +295,7 @@ def test_a_killed_async_run_resumes_without_training_a_group_twice(tmp_path):
     before = trained(1) | trained(2)
     assert done == before and len(before) == 4  # the checkpoint knows exactly what was trained
     resumed = subprocess.run(cli + ["resume=auto"], capture_output=True, text=True, timeout=600,
-                             env=env)
+                             check=False, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = _records(tmp_path / "cut")
     assert [r["iteration"] for r in records] == [1, 2, 3, 4]
@@ -309,24 +308,12 @@ def test_a_killed_async_run_resumes_without_training_a_group_twice(tmp_path):
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_two_deepspeed_ranks_train_asynchronously(tmp_path):
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-
-    if importlib.util.find_spec("deepspeed") is None:
-        pytest.skip("deepspeed is not installed (the `deepspeed` extra)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "turnwise.trainer.cli", "train", "household_grpo", "train.backend=deepspeed",
-         "deepspeed.zero_stage=2", "train.iterations=3", "sft.episodes=0", "eval.tasks=0",
-         "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
-         "rollout.max_tokens_per_turn=8", "rollout.max_staleness=1", "checkpoint.every=1",
-         "train.old_logprobs=recompute", "loss.is_correction={mode: mask}", "train.threads=1",
-         "log.quiet=true", f"log.dir={tmp_path}", "log.run_name=r"],
-        capture_output=True, text=True, timeout=900, env=env)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    train_on_two_ranks(["household_grpo", "train.backend=deepspeed",
+                        "deepspeed.zero_stage=2", "train.iterations=3", "sft.episodes=0", "eval.tasks=0",
+                        "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_turns=3",
+                        "rollout.max_tokens_per_turn=8", "rollout.max_staleness=1", "checkpoint.every=1",
+                        "train.old_logprobs=recompute", "loss.is_correction={mode: mask}", "train.threads=1",
+                        "log.quiet=true", f"log.dir={tmp_path}", "log.run_name=r"])
     records = _records(tmp_path / "r")
     # Each rank plays and trains its own task (2 episodes); the log sums them, once, on rank 0.
     assert [r["iteration"] for r in records] == [1, 2, 3]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from two_ranks import train_on_two_ranks
 
 
 def _cfg(tmp_path, name, *overrides):
@@ -62,24 +63,12 @@ def test_a_resumed_run_draws_the_tasks_an_uninterrupted_run_draws(tmp_path):
 @pytest.mark.slow
 @pytest.mark.deepspeed
 def test_two_ranks_sample_their_own_shards_and_keep_their_own_state(tmp_path):
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-
-    if importlib.util.find_spec("deepspeed") is None:
-        pytest.skip("deepspeed is not installed (the `deepspeed` extra)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "turnwise.trainer.cli", "train", "household_grpo", "train.backend=deepspeed",
-         "deepspeed.zero_stage=2", "train.iterations=2", "sft.episodes=0", "eval.tasks=0",
-         "rollout.tasks_per_iteration=4", "rollout.group_size=2", "rollout.max_turns=2",
-         "rollout.max_tokens_per_turn=8", "checkpoint.every=2", "train.threads=1",
-         "task_sampling.sampler=mopps", "task_sampling.pool=8", "log.quiet=true",
-         f"log.dir={tmp_path}", "log.run_name=r"],
-        capture_output=True, text=True, timeout=900, env=env)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    train_on_two_ranks(["household_grpo", "train.backend=deepspeed",
+                        "deepspeed.zero_stage=2", "train.iterations=2", "sft.episodes=0", "eval.tasks=0",
+                        "rollout.tasks_per_iteration=4", "rollout.group_size=2", "rollout.max_turns=2",
+                        "rollout.max_tokens_per_turn=8", "checkpoint.every=2", "train.threads=1",
+                        "task_sampling.sampler=mopps", "task_sampling.pool=8", "log.quiet=true",
+                        f"log.dir={tmp_path}", "log.run_name=r"])
     folder = tmp_path / "r" / "checkpoints" / "iter_000002"
     states = [json.loads((folder / f"state_rank{r}.json").read_text())["task_sampling"]
               for r in (0, 1)]
