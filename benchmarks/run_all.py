@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import machine
+from benchmarks.ratios import headline_ratios
 from benchmarks.results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +69,16 @@ BENCHES = (
     Bench("report_overhead", "report_overhead", ("--repeats", "3", "--tasks", "2"),
           ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
     Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
+    Bench("async_training", "async_training", ("--iterations", "6", "--repeats", "2"),
+          ("--iterations", "2", "--repeats", "1", "--tasks", "2", "--group", "2",
+           "--overlap-seconds", "1")),
     Bench("gateway_overhead", "gateway_overhead", ("--conversations", "8", "--repeats", "2"),
           ("--conversations", "2", "--turns", "2", "--repeats", "1", "--concurrency", "1",
            "--tokens", "4")),
 )
 WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "server_engine",
              "trl_comparison", "prefix_sharing", "credit_overhead", "train_backends", "memory",
-             "gateway_overhead"}
+             "gateway_overhead", "async_training"}
 
 
 def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:
@@ -102,8 +106,10 @@ def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:
     if done.returncode != 0:
         record["error"] = done.stderr[-3000:]
         print(f"!! {bench.name} failed (exit {done.returncode}):\n{record['error']}", flush=True)
-    elif out.exists():
-        record["figures"] = json.loads(out.read_text())
+    else:
+        if out.exists():
+            record["figures"] = json.loads(out.read_text())
+        record["ratios"] = headline_ratios(record)
     return record
 
 

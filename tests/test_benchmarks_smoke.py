@@ -167,3 +167,31 @@ def test_gateway_overhead_plays_the_same_conversations_both_ways(tokenizer):
     assert row["overhead_ms_p50"] == pytest.approx(
         (figures["p50 gateway (raw HTTP)"] - figures["p50 direct"]) * 1000)
     assert row["gateway/direct"] > 0
+
+
+def test_headline_ratios_read_each_benchmarks_figures():
+    from benchmarks.ratios import headline_ratios
+
+    rows = [{"mode": "full_trajectory", "turns": 4, "prompt": 128, "update_peak_mib": 300.0},
+            {"mode": "per_step", "turns": 4, "prompt": 128, "update_peak_mib": 1200.0},
+            {"mode": "full_trajectory", "turns": 1, "prompt": 512, "update_peak_mib": 9.0}]
+    assert headline_ratios({"name": "memory", "figures": {"rows": rows}}) == {
+        "4 turns: per_step / full_trajectory (update peak MiB)": 4.0}
+    table = ("bwrap    fresh sandbox per call     74.7 ms | session call   0.39 ms | ratio   193.8x\n"
+             "unshare  fresh sandbox per call    139.1 ms | session call   0.27 ms | ratio   512.3x\n")
+    assert headline_ratios({"name": "sandbox_latency", "table": table}) == {
+        "bwrap: fresh sandbox / session call": 193.8,
+        "unshare: fresh sandbox / session call": 512.3}
+    own = {"name": "gateway_overhead", "figures": {"ratios": {"gateway / direct": 1.5}}}
+    assert headline_ratios(own) == {"gateway / direct": 1.5}
+
+
+def test_every_recorded_benchmark_has_its_headline_ratios():
+    from benchmarks.ratios import RESULTS, headline_ratios
+
+    for record in json.loads(RESULTS.read_text())["records"]:
+        if "error" in record or "skipped" in record:
+            continue
+        assert record["ratios"], f"{record['name']}: no headline ratios"
+        assert record["ratios"] == headline_ratios(record), record["name"]
+        assert all(value > 0 for value in record["ratios"].values()), record["name"]
