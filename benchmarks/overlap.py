@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import threading
 import time
 
 import torch
@@ -21,8 +22,10 @@ from benchmarks.common import build_model
 ROWS, LENGTH = 8, 256  # the update's batch
 
 
-def update_steps(path: str, seconds: float, threads: int) -> float:
-    """Training steps (forward, backward, AdamW) per second on a fixed batch for `seconds`."""
+def update_steps(path: str, seconds: float, threads: int, ready=None, go=None) -> float:
+    """Training steps (forward, backward, AdamW) per second on a fixed batch for `seconds`.
+    The model is loaded and one warm-up step taken first; with `ready`/`go` (events) it says
+    when it is ready and starts timing only when told, so the timed window is the update alone."""
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
@@ -30,17 +33,34 @@ def update_steps(path: str, seconds: float, threads: int) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     ids = torch.randint(0, model.config.vocab_size, (ROWS, LENGTH),
                         generator=torch.Generator().manual_seed(0))
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+
+    def step() -> None:
         model(input_ids=ids, labels=ids).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+
+    step()  # the first step allocates what the others reuse
+    if ready is not None:
+        ready.set()
+        go.wait()
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        step()
         steps += 1
     return steps / (time.perf_counter() - started)
 
 
-def _in_process(path: str, seconds: float, threads: int, out) -> None:
-    out.put(update_steps(path, seconds, threads))
+def _in_process(path: str, seconds: float, threads: int, ready, go, out) -> None:
+    out.put(update_steps(path, seconds, threads, ready, go))
+
+
+async def _alongside(engine, start_update, ready, go, seconds: float) -> tuple[float, float]:
+    """Generation and an update (started by `start_update`, timed from `go`) for `seconds`."""
+    pending = start_update()
+    await asyncio.to_thread(ready.wait)
+    go.set()
+    generated = await generate_tokens(engine, seconds)
+    return generated, await pending
 
 
 async def generate_tokens(engine, seconds: float, concurrency: int = 32) -> float:
@@ -67,15 +87,20 @@ async def overlap_table(*, seconds: float, threads: int) -> dict[str, dict[str, 
     await generate_tokens(engine, 1.0)  # warm up
     gen_alone = await generate_tokens(engine, seconds)
     update_alone = await asyncio.to_thread(update_steps, path, seconds, threads)
-    gen_thread, update_thread = await asyncio.gather(
-        generate_tokens(engine, seconds), asyncio.to_thread(update_steps, path, seconds, threads))
+    ready, go = threading.Event(), threading.Event()
+    gen_thread, update_thread = await _alongside(
+        engine, lambda: asyncio.ensure_future(
+            asyncio.to_thread(update_steps, path, seconds, threads, ready, go)),
+        ready, go, seconds)
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_in_process, args=(path, seconds + 2.0, threads, queue))
-    child.start()
-    await asyncio.sleep(2.0)  # the child's imports and model load are not the update
-    gen_process = await generate_tokens(engine, seconds)
-    update_process = await asyncio.to_thread(queue.get)
+    queue, ready, go = context.Queue(), context.Event(), context.Event()
+    child = context.Process(target=_in_process, args=(path, seconds, threads, ready, go, queue))
+
+    def start_child():
+        child.start()
+        return asyncio.ensure_future(asyncio.to_thread(queue.get))
+
+    gen_process, update_process = await _alongside(engine, start_child, ready, go, seconds)
     child.join()
     await engine.close()
     rows = {}
