@@ -150,6 +150,20 @@ def find_resume(resume: str | None, *, log_dir: str, run_name: str | None,
     return path, found
 
 
+def earlier_run(log_dir: str, run_name: str | None, resume: str | None) -> str | None:
+    """Why a fresh run may not start in `log_dir/run_name`, or None. A folder that already holds
+    a run's metrics is not written over by accident: without `resume` that stops; with
+    `resume=auto` and no checkpoint to resume from, the run starts over there (the caller
+    clears the old records)."""
+    if not run_name or resume == "auto":
+        return None
+    metrics = Path(log_dir) / run_name / "metrics.jsonl"
+    if not metrics.exists() or not metrics.read_text().strip():
+        return None
+    return (f"log.run_name={run_name!r}: {metrics.parent} already holds a run (metrics.jsonl); "
+            "continue it with resume=auto, or choose another log.run_name, or delete the folder")
+
+
 def newest_intact(run_dir: str | Path, *, warn=None) -> Path | None:
     """The newest complete checkpoint whose files match their checksums; damaged ones are
     reported (on stderr, or to `warn`) and passed over."""

@@ -26,7 +26,7 @@ from ..envs.base import suite_has_tools, suite_tool_metrics
 from ..rollouts.producer import GroupProducer
 from ..rollouts.progress import make_progress
 from .build import Run, basics, build_run, eval_settings
-from .checkpoint import find_resume, load_checkpoint, save_checkpoint, trim_metrics
+from .checkpoint import earlier_run, find_resume, load_checkpoint, save_checkpoint, trim_metrics
 from .cold_start import ColdStart, plan_cold_start, run_sft
 from .config import Config
 from .credit_stage import CreditStage
@@ -35,6 +35,7 @@ from .engine_factory import refuse_training
 from .evaluate import Evaluation
 from .losses import Correction
 from .models import resolve_model
+from .recipe import RecipeError
 from .reference import attach_reference
 from .report.commands import next_commands
 from .report.progress import TrainProgress
@@ -74,11 +75,19 @@ async def _train(cfg: Config, echo) -> RunResult:
         if world.is_main else None)
     if resume_dir is not None:  # continue in the folder of the run being resumed
         cfg.log.dir, cfg.log.run_name = str(resume_dir.parent), resume_dir.name
+    elif problem := world.broadcast(earlier_run(cfg.log.dir, cfg.log.run_name, cfg.resume)
+                                    if world.is_main else None):
+        raise RecipeError(problem)
     echo = echo if world.is_main else _quiet
     model_path = resolve_model(cfg.model)  # one that cannot load stops before a run folder
     log = rank_zero_log(world, lambda: RunLog(cfg.log, name=cfg.name,
                                               resolved=cfg.model_dump()))
     echo(f"run folder: {log.dir}")
+    fresh = checkpoint is None and world.is_main
+    if fresh and log.metrics_path.exists() and log.metrics_path.stat().st_size:
+        # resume=auto found no checkpoint in a folder that holds a run: start over there.
+        echo(f"no checkpoint to resume in {log.dir}: starting over (its metrics.jsonl cleared)")
+        log.metrics_path.write_text("")
     base = basics(cfg, model_path)
     start = await plan_cold_start(cfg, base, model_path, world=world,
                                   resuming=checkpoint is not None, echo=echo)

@@ -56,7 +56,7 @@ def run_one(recipe: str, seed: int, runs: Path, extra: list[str], sft_seed: int)
         return json.loads((folder / "done.json").read_text())
     command = [sys.executable, "-m", "turnwise.trainer.cli", "train", recipe, "preset=cpu-tiny",
                f"seed={seed}", f"sft.seed={sft_seed}", f"log.dir={runs}", f"log.run_name={name}",
-               "log.quiet=true", "checkpoint.every=0", *extra]
+               "log.quiet=true", "checkpoint.every=0", "resume=auto", *extra]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     started = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -46,7 +46,7 @@ def run_one(sampler: str, seed: int, runs: Path, pool: int, eval_tasks: int,
                "preset=cpu-tiny", f"seed={seed}", "sft.seed=0", *MIXTURE,
                f"eval.tasks={eval_tasks}", f"task_sampling.sampler={sampler}",
                f"task_sampling.pool={pool}", f"log.dir={runs}", f"log.run_name={name}",
-               "log.quiet=true", "checkpoint.every=0", *extra]
+               "log.quiet=true", "checkpoint.every=0", "resume=auto", *extra]
     started = time.perf_counter()
     out = subprocess.run(command, check=False, capture_output=True, text=True,
                          env={**os.environ, "WANDB_MODE": "disabled"})

@@ -16,6 +16,7 @@ import torch
 from trainer_parity import make_batch
 from turnwise.trainer.backends.torch_backend import TorchBackend
 from turnwise.trainer.checkpoint import (
+    earlier_run,
     find_resume,
     load_checkpoint,
     save_checkpoint,
@@ -75,6 +76,22 @@ def test_trim_metrics_drops_records_after_the_checkpoint(tmp_path):
     path.write_text("".join(json.dumps({"iteration": i, "x": i}) + "\n" for i in (-1, 0, 1, 2, 3)))
     trim_metrics(path, 2)
     assert [json.loads(line)["iteration"] for line in path.read_text().splitlines()] == [-1, 0, 1, 2]
+
+
+def test_a_fresh_run_does_not_write_into_an_earlier_runs_folder(tmp_path):
+    """A run name whose folder holds metrics stops a fresh run (naming the key and the ways
+    out); resume=auto, a new name, or a folder without metrics goes ahead."""
+    folder = tmp_path / "r"
+    assert earlier_run(str(tmp_path), "r", None) is None  # nothing there yet
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text("")
+    assert earlier_run(str(tmp_path), "r", None) is None  # killed before its first record
+    (folder / "metrics.jsonl").write_text(json.dumps({"iteration": 0}) + "\n")
+    problem = earlier_run(str(tmp_path), "r", None)
+    assert problem.startswith("log.run_name='r': ") and "resume=auto" in problem
+    assert earlier_run(str(tmp_path), "r", "auto") is None  # starts over there, or resumes
+    assert earlier_run(str(tmp_path), "other", None) is None
+    assert earlier_run(str(tmp_path), None, None) is None  # names are stamped with the time
 
 
 # An entropy bonus gives every step a gradient even when no episode succeeds, so weights, Adam
