@@ -195,3 +195,14 @@ def test_every_recorded_benchmark_has_its_headline_ratios():
         assert record["ratios"], f"{record['name']}: no headline ratios"
         assert record["ratios"] == headline_ratios(record), record["name"]
         assert all(value > 0 for value in record["ratios"].values()), record["name"]
+
+
+def test_async_training_run_reports_its_step_figures(tiny_path):
+    """One asynchronous contender at toy size: the figures the table prints, in range."""
+    from benchmarks import async_training
+
+    args = argparse.Namespace(tasks=2, group=2, iterations=2, threads=1)
+    row = async_training.run(1, latency=False, args=args)
+    assert set(row) == {"s_per_iteration", "engine_idle", "trainer_idle", "staleness"}
+    assert row["s_per_iteration"] > 0 and 0 <= row["staleness"] <= 1
+    assert 0 <= row["engine_idle"] <= 1 and 0 <= row["trainer_idle"] <= 1
