@@ -82,3 +82,56 @@ class CountingSuite:
 
     def corpus(self):
         yield self.make().system_prompt
+
+
+class ParityEnv:
+    """Household, plus 1 for every reply of odd length: groups get differing rewards."""
+
+    def __init__(self, env):
+        self.env = env
+        self.system_prompt = env.system_prompt
+
+    async def reset(self, task):
+        return await self.env.reset(task)
+
+    async def step(self, action_text):
+        step = await self.env.step(action_text)
+        step.reward += float(len(action_text) % 2)
+        return step
+
+    async def close(self):
+        await self.env.close()
+
+
+class AnswerSuite:
+    """Household tasks that carry a gold answer, so IGPO can score it."""
+
+    name = "household_answers"
+
+    def __init__(self, **options):
+        from turnwise.envs.base import make_suite
+
+        self.inner = make_suite("household", **options)
+
+    def make(self):
+        return ParityEnv(self.inner.make())
+
+    def tasks(self, split, count, seed):
+        tasks = self.inner.tasks(split, count, seed)
+        for task in tasks:
+            task.answer = "countertop 1"
+        return tasks
+
+    def oracle(self, task):
+        return self.inner.oracle(task)
+
+    def corpus(self):
+        return self.inner.corpus()
+
+
+def register_answer_suite() -> None:
+    """Register `household_answers` (once per process)."""
+    from turnwise.envs.base import register_suite, suite_names
+
+    if "household_answers" not in suite_names():
+        register_suite("household_answers")(AnswerSuite)

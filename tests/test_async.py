@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from fakes import register_answer_suite
 from turnwise.agent.engines import SamplingParams, make_engine
 from turnwise.rollouts.producer import Group, GroupProducer
 from turnwise.rollouts.trajectory import Trajectory, Turn
@@ -400,3 +401,39 @@ def test_engine_faults_are_reported_per_step():
                                                "engine/readmitted": 0.0}
     trainer.run.engine = SimpleNamespace(stats={"prefills": 4})  # the hf engine's
     assert Trainer._engine_faults(trainer) == {}
+
+
+COMBINATIONS = {
+    "igpo": ("search_igpo", []),  # its scoring pass, on the trainer's thread
+    "arpo": ("search_arpo", ["rollout.arpo.initial=1"]),  # branched episodes: a group is a tree
+    "full_trajectory": ("household_gigpo", ["rollout.mode=full_trajectory"]),
+    # Rewards that differ within a group even for an untrained policy, so some groups are kept.
+    "dapo re-rolls": ("household_grpo", ["env.name=household_answers",
+                                         "credit.dynamic_sampling={max_rolls: 4}"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", list(COMBINATIONS))
+def test_what_works_synchronously_works_asynchronously(what, tmp_path):
+    """Estimators with passes and trees of their own, the other sample mode and DAPO's re-rolls
+    train with k = 1 and the decoupled correction: two steps, groups no older than the cap."""
+    from turnwise.trainer.loop import train
+    from turnwise.trainer.recipe import load_recipe
+
+    register_answer_suite()
+    recipe, overrides = COMBINATIONS[what]
+    cfg = load_recipe(recipe, [
+        "train.iterations=2", "sft.episodes=0", "eval.tasks=0", "rollout.tasks_per_iteration=2",
+        "rollout.group_size=2", "rollout.max_turns=2", "rollout.max_tokens_per_turn=8",
+        "train.threads=1", "log.quiet=true", "log.tensorboard=false", "log.plot_every=0",
+        f"log.dir={tmp_path}", "log.run_name=r", "rollout.max_staleness=1",
+        "train.old_logprobs=recompute", "loss.is_correction={mode: truncate, cap: 2.0}",
+        *overrides])
+    train(cfg, echo=lambda *a: None)
+    records = _records(tmp_path / "r")
+    assert [r["iteration"] for r in records if r["iteration"] >= 1] == [1, 2]
+    assert all(r["async/staleness_max"] <= 1 for r in records if r["iteration"] >= 1)
+    assert records[-1]["policy_version"] == 2
+    own = {"igpo": "igpo/probes", "dapo re-rolls": "dynamic_sampling/kept_groups"}.get(what)
+    assert own is None or all(records[i][own] > 0 for i in (-1, -2))  # its stage ran each step

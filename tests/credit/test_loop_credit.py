@@ -5,57 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from turnwise.envs.base import make_suite, register_suite, suite_names
+from fakes import register_answer_suite
 from turnwise.trainer.config import Config
 from turnwise.trainer.loop import train
 
-
-class _ParityEnv:
-    """Household, plus 1 for every reply of odd length: groups get differing rewards."""
-
-    def __init__(self, env):
-        self.env = env
-        self.system_prompt = env.system_prompt
-
-    async def reset(self, task):
-        return await self.env.reset(task)
-
-    async def step(self, action_text):
-        step = await self.env.step(action_text)
-        step.reward += float(len(action_text) % 2)
-        return step
-
-    async def close(self):
-        await self.env.close()
-
-
-class _AnswerSuite:
-    """Household tasks that carry a gold answer, so IGPO can score it."""
-
-    name = "household_answers"
-
-    def __init__(self, **options):
-        self.inner = make_suite("household", **options)
-
-    def make(self):
-        return _ParityEnv(self.inner.make())
-
-    def tasks(self, split, count, seed):
-        tasks = self.inner.tasks(split, count, seed)
-        for task in tasks:
-            task.answer = "countertop 1"
-        return tasks
-
-    def oracle(self, task):
-        return self.inner.oracle(task)
-
-    def corpus(self):
-        return self.inner.corpus()
-
-
-if "household_answers" not in suite_names():
-    register_suite("household_answers")(_AnswerSuite)
-
+register_answer_suite()  # household with gold answers and rewards that differ within a group
 
 @pytest.mark.slow
 def test_igpo_with_dynamic_sampling_and_overlong_shaping_trains(tiny_path, tmp_path):
