@@ -3,7 +3,9 @@
 Contenders, side by side on the same tiny model, engine, tasks and budget (`turnwise train` on a
 suite whose tool answers after a wait): the synchronous loop (rollout.max_staleness 0) and
 asynchronous training with k = 1, 2, 4 (the producer plays up to k steps ahead while the
-trainer updates; decoupled-PPO correction on). Two workloads: tools with heavy-tailed latency
+trainer updates; decoupled-PPO correction on, which recomputes the proximal log-probs: an
+extra forward pass), and, to separate the two costs, k = 1 without the correction and the
+synchronous loop with the recompute. Two workloads: tools with heavy-tailed latency
 (lognormal, median 50 ms, p99 1 s; episodes of 1..8 turns) and tools that answer at once. For
 each: seconds per iteration (median over repeats, contenders interleaved), the speed-up over
 the synchronous loop, and where the time went: the share of wall time the engine had no
@@ -34,7 +36,11 @@ from benchmarks.common import add_output_args, write_json
 from benchmarks.overlap import overlap_table
 from benchmarks.rollout_scheduling import LatencySuite
 
-KS = (0, 1, 2, 4)
+# (name, k, correction): the synchronous loop; async with decoupled PPO (the trainer
+# recomputes the proximal log-probs, an extra forward pass over the batch); async without it
+# (the engine's log-probs as the old ones); the synchronous loop paying that same recompute.
+CONTENDERS = (("sync", 0, False), ("k=1", 1, True), ("k=2", 2, True), ("k=4", 4, True),
+              ("k=1 plain", 1, False), ("sync+recompute", 0, True))
 
 
 @register_suite("bench_latency")
@@ -42,7 +48,7 @@ def _latency_suite(seed: int = 0, latency: bool = True) -> LatencySuite:
     return LatencySuite(seed, latency)
 
 
-def run(k: int, *, latency: bool, args) -> dict[str, float]:
+def run(k: int, *, latency: bool, args, correction: bool | None = None) -> dict[str, float]:
     """One training run; its seconds per iteration and idle shares (after the first step)."""
     overrides = [
         "env.name=bench_latency", f"env.options={{latency: {str(latency).lower()}}}",
@@ -53,7 +59,7 @@ def run(k: int, *, latency: bool, args) -> dict[str, float]:
         f"train.threads={args.threads}", "log.quiet=true", "log.tensorboard=false",
         "log.save_trajectories=0", "log.plot_every=0", f"rollout.max_staleness={k}",
     ]
-    if k:
+    if correction if correction is not None else k:
         overrides += ["train.old_logprobs=recompute", "loss.is_correction={mode: mask}"]
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_recipe("household_grpo", overrides + [f"log.dir={folder}", "log.run_name=b"])
@@ -67,14 +73,14 @@ def run(k: int, *, latency: bool, args) -> dict[str, float]:
 
 def workload(latency: bool, args) -> list[dict]:
     """Every contender `args.repeats` times, interleaved; medians per contender."""
-    runs: dict[int, list[dict]] = {k: [] for k in KS}
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in CONTENDERS}
     for _ in range(args.repeats):
-        for k in KS:
-            runs[k].append(run(k, latency=latency, args=args))
+        for name, k, correction in CONTENDERS:
+            runs[name].append(run(k, latency=latency, args=args, correction=correction))
     rows = []
-    for k in KS:
-        row = {key: statistics.median(r[key] for r in runs[k]) for key in runs[k][0]}
-        rows.append({"k": k, **row})
+    for name, _, _ in CONTENDERS:
+        row = {key: statistics.median(r[key] for r in runs[name]) for key in runs[name][0]}
+        rows.append({"k": name, **row})
     sync = rows[0]["s_per_iteration"]
     for row in rows:
         row["sync/this"] = sync / row["s_per_iteration"]
@@ -83,10 +89,10 @@ def workload(latency: bool, args) -> list[dict]:
 
 def print_rows(title: str, rows: list[dict]) -> None:
     print(title)
-    print(f"{'k':>3} {'s/iteration':>12} {'sync/this':>10} {'engine idle':>12} "
+    print(f"{'contender':>15} {'s/iteration':>12} {'sync/this':>10} {'engine idle':>12} "
           f"{'trainer idle':>13} {'staleness':>10}")
     for r in rows:
-        print(f"{r['k']:>3} {r['s_per_iteration']:>12.2f} {r['sync/this']:>9.2f}x "
+        print(f"{r['k']:>15} {r['s_per_iteration']:>12.2f} {r['sync/this']:>9.2f}x "
               f"{r['engine_idle']:>11.0%} {r['trainer_idle']:>12.0%} {r['staleness']:>10.2f}")
 
 
@@ -108,8 +114,8 @@ def main() -> None:
     plain = workload(False, args)
     print_rows("the same without tool latency", plain)
     overlap = asyncio.run(overlap_table(seconds=args.overlap_seconds, threads=args.threads))
-    ratios = {f"tools: sync / async k={r['k']}": r["sync/this"] for r in tools[1:]}
-    ratios |= {f"no tools: sync / async k={r['k']}": r["sync/this"] for r in plain[1:]}
+    ratios = {f"tools: sync / {r['k']}": r["sync/this"] for r in tools[1:]}
+    ratios |= {f"no tools: sync / {r['k']}": r["sync/this"] for r in plain[1:]}
     ratios |= {f"overlap ({mode})": row["overlap"] for mode, row in overlap.items()}
     write_json(args.json, "async_training", {"tools": tools, "no_tools": plain,
                                              "overlap": overlap, "ratios": ratios,
