@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .report import format_interval, format_stats, interval95, stats
+from .report import format_interval, format_per_seed, format_stats, interval95, stats
 
 KEYS = ("reward", "success", "evidence_found", "success_given_evidence")
 
@@ -124,7 +124,7 @@ def render(records: list[dict[str, Any]], baseline: str = "search_grpo") -> str:
                      if key in a["after"] and key in b["after"]]
             lines.append(f"| {name} | {label} | {_mean_std(diffs)} | "
                          f"{format_interval(interval95(diffs))} | "
-                         + ", ".join(f"{d * 100:+.1f}" for d in diffs) + " |")
+                         + format_per_seed(diffs) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ import math
 import time
 from pathlib import Path
 
-from .report import format_interval, format_stats, interval95, stats
+from .report import format_interval, format_per_seed, format_stats, interval95, stats
 from .run import run_one
 
 HERE = Path(__file__).resolve().parent
@@ -213,7 +213,7 @@ def render(report: dict) -> str:
                    "per seed |"), "| --- | --- | --- | --- | --- | --- |"]
     for entry in report.values():
         for pair in entry["pairs"]:
-            seeds = ", ".join(f"{d * 100:+.1f}" for d in pair["per_seed"])
+            seeds = format_per_seed(pair["per_seed"])
             lines.append(f"| {pair['method']} | {pair['baseline']} | {pair['measure']} | "
                          f"{format_stats(pair['diff'])} | {format_interval(pair['ci95'])} | "
                          f"{seeds} |")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .evidence import finished_runs
-from .report import format_interval, format_stats, headline, interval95, stats
+from .report import format_interval, format_per_seed, format_stats, headline, interval95, stats
 from .run import RECIPES
 
 
@@ -116,7 +116,7 @@ def render(summary: dict[str, Any]) -> str:
                          f"{format_stats(c['after_minus_baseline'])} | "
                          f"{format_interval(c['ci95'])} | {c['tasks_better']} / "
                          f"{c['tasks_worse']} | "
-                         + ", ".join(f"{d * 100:+.1f}" for d in c["per_seed"]) + " |")
+                         + format_per_seed(c["per_seed"]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -132,6 +132,11 @@ def format_interval(ci: tuple[float, float] | None) -> str:
     return "n/a" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
 
 
+def format_per_seed(diffs) -> str:
+    """Seed-by-seed differences in points: '+0.7, -0.6, ...'."""
+    return ", ".join(f"{d * 100:+.1f}" for d in diffs)
+
+
 def _calls(recipe: dict[str, Any]) -> str:
     """Held-out tool calls per episode, before -> after; '-' for recipes without tools."""
     before, after = (recipe[k]["mean"] for k in ("eval_tool_calls_before", "eval_tool_calls_after"))
@@ -167,7 +172,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                    "per seed |"),
                   "| --- | --- | --- | --- | --- |"]
         for c in report["comparisons"]:
-            seeds = ", ".join(f"{d * 100:+.1f}" for d in c["per_seed"])
+            seeds = format_per_seed(c["per_seed"])
             lines.append(f"| {c['method']} | {c['baseline']} | "
                          f"{format_stats(c['after_minus_baseline'])} | "
                          f"{format_interval(c.get('ci95'))} | {seeds} |")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .report import format_interval, format_stats, interval95, stats
+from .report import format_interval, format_per_seed, format_stats, interval95, stats
 
 HERE = Path(__file__).resolve().parent / "task_sampling"
 SAMPLERS = ("uniform", "dump", "difficulty_band", "mopps")
@@ -151,7 +151,7 @@ def render(summary: dict[str, Any], pool: int) -> str:
             row = rows[key]
             lines.append(f"| {name} | {key} | {format_stats(row['diff'])} | "
                          f"{format_interval(row['ci95'])} | "
-                         + ", ".join(f"{d * 100:+.1f}" for d in row["per_seed"]) + " |")
+                         + format_per_seed(row["per_seed"]) + " |")
     return "\n".join(lines) + "\n"
 
 
