@@ -158,7 +158,7 @@ def earlier_run(log_dir: str, run_name: str | None, resume: str | None) -> str |
     if not run_name or resume == "auto":
         return None
     metrics = Path(log_dir) / run_name / "metrics.jsonl"
-    if not metrics.exists() or not metrics.read_text().strip():
+    if not metrics.exists() or not metrics.stat().st_size:
         return None
     return (f"log.run_name={run_name!r}: {metrics.parent} already holds a run (metrics.jsonl); "
             "continue it with resume=auto, or choose another log.run_name, or delete the folder")

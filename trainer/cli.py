@@ -114,12 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                          gpus=args.gpus, gpu_memory_utilization=args.gpu_memory_utilization)
         except (ValueError, RuntimeError, TimeoutError) as exc:
             return _error(exc)
-    from .engine_factory import refuse_training
     from .loop import train
 
     try:
-        refuse_training(cfg.engine)
-        train(cfg)
+        train(cfg)  # refuses an engine that cannot train before anything starts
     except RecipeError as exc:  # found at start (a model that cannot load): no traceback
         return _error(exc)
     return 0

@@ -277,7 +277,7 @@ class Trainer:
                                tool_stats=tool_stats, times=times,
                                tools=suite_has_tools(self.run.basics.suite))
         return self.world.reduce_metrics(metrics, summed=("rollout/episodes", "rollout/status_",
-                                                          "perf/"))
+                                                          "perf/", "engine/"))
 
     def _engine_faults(self) -> dict[str, float]:
         """Retried requests and servers taken out or readmitted since the last step (engines
