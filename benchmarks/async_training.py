@@ -48,7 +48,7 @@ def _latency_suite(seed: int = 0, latency: bool = True) -> LatencySuite:
     return LatencySuite(seed, latency)
 
 
-def run(k: int, *, latency: bool, args, correction: bool | None = None) -> dict[str, float]:
+def run(k: int, *, latency: bool, args, correction: bool) -> dict[str, float]:
     """One training run; its seconds per iteration and idle shares (after the first step)."""
     overrides = [
         "env.name=bench_latency", f"env.options={{latency: {str(latency).lower()}}}",
@@ -59,7 +59,7 @@ def run(k: int, *, latency: bool, args, correction: bool | None = None) -> dict[
         f"train.threads={args.threads}", "log.quiet=true", "log.tensorboard=false",
         "log.save_trajectories=0", "log.plot_every=0", f"rollout.max_staleness={k}",
     ]
-    if correction if correction is not None else k:
+    if correction:
         overrides += ["train.old_logprobs=recompute", "loss.is_correction={mode: mask}"]
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_recipe("household_grpo", overrides + [f"log.dir={folder}", "log.run_name=b"])

@@ -54,8 +54,10 @@ def test_a_thousand_concurrent_episodes_leak_nothing(tiny_path, tokenizer):
         # mark for batches of this size, are costs paid once, not leaks.
         await orch.rollout(tasks, group_size=4, tag="warm", seed=0)
         before = (rss_mb(), open_fds(), threading.active_count())
-        # Objects of these kinds that earlier tests in this process left are theirs, not ours.
-        earlier = {id(o) for o in gc.get_objects() if type(o) in KINDS}
+        # Objects of these kinds that earlier tests in this process left are theirs, not ours
+        # (held here, so that no new object can take one's id).
+        earlier = [o for o in gc.get_objects() if type(o) in KINDS]
+        earlier_ids = {id(o) for o in earlier}
         peak_in_flight = 0
 
         async def watch():
@@ -75,7 +77,7 @@ def test_a_thousand_concurrent_episodes_leak_nothing(tiny_path, tokenizer):
         counts = (len(trajs), sum(t.status == "failed" for t in trajs))
         del trajs
         after = (rss_mb(), open_fds(), threading.active_count())
-        alive = sum(type(o) in KINDS and id(o) not in earlier for o in gc.get_objects())
+        alive = sum(type(o) in KINDS and id(o) not in earlier_ids for o in gc.get_objects())
         return counts, wall, before, after, leftover, peak_in_flight, alive
 
     (count, failed), wall, before, after, leftover, peak, alive = asyncio.run(rollouts())
