@@ -1,4 +1,4 @@
-"""Each benchmark's headline ratios, read from the figures (or the table) of the same run.
+"""Each benchmark's headline ratios, read from the figures of the same run.
 
 `run_all` stores them in every record of benchmarks/RESULTS.json under `ratios`, so a reader
 compares contenders without knowing each benchmark's figure layout. A benchmark that computes
@@ -11,7 +11,6 @@ machines are shared and noisy, and only contenders measured side by side in one 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,37 +72,20 @@ def _memory(f: dict) -> dict:
             for r in f["rows"] if r["mode"] == "per_step" and (r["turns"], r["prompt"]) in full}
 
 
-def _report_overhead(table: str) -> dict:
-    found = re.search(r"sample / update = ([\d.]+)\s+plots / update = ([\d.]+)", table)
-    return {"sample / update": float(found[1]), "plots / update": float(found[2])} if found else {}
-
-
-def _sandbox_latency(table: str) -> dict:
-    return {f"{name}: fresh sandbox / session call": float(ratio)
-            for name, ratio in re.findall(r"^(\w+)\s.*ratio\s+([\d.]+)x", table, re.MULTILINE)}
-
-
 FROM_FIGURES: dict[str, Callable[[dict], dict]] = {
     "rollout_scheduling": _rollout_scheduling, "engine_overhead_hf": _engine_overhead_hf,
     "engine_overhead_vllm": _engine_overhead_vllm, "server_engine": _server_engine,
     "trl_comparison": _trl_comparison, "prefix_sharing": _prefix_sharing,
     "credit_overhead": _credit_overhead, "train_backends": _train_backends, "memory": _memory,
 }
-FROM_TABLE: dict[str, Callable[[str], dict]] = {
-    "report_overhead": _report_overhead, "sandbox_latency": _sandbox_latency,
-}
-
-
 def headline_ratios(record: dict) -> dict[str, float]:
-    """The record's ratios: its benchmark's own, else read from its figures or its table."""
+    """The record's ratios: its benchmark's own, else read from its figures."""
     figures = record.get("figures") or {}
     if "ratios" in figures:
         return dict(figures["ratios"])
     name = record["name"]
     if name in FROM_FIGURES and figures:
         return FROM_FIGURES[name](figures)
-    if name in FROM_TABLE and record.get("table"):
-        return FROM_TABLE[name](record["table"])
     return {}
 
 

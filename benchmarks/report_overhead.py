@@ -6,7 +6,7 @@ On one rollout batch of the tiny household model, side by side and repeated (med
   plots    write_plots on a 100-iteration metrics.jsonl
 and prints sample / update and plots / update.
 
-    .venv/bin/python -m benchmarks.report_overhead [--repeats 5] [--save 8]
+    .venv/bin/python -m benchmarks.report_overhead [--repeats 5] [--save 8] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from turnwise.trainer.models import load_policy, resolve_model
 from turnwise.trainer.report.plots import write_plots
 from turnwise.trainer.runlog import RunLog
 
-from benchmarks.common import median_time
+from benchmarks.common import add_output_args, median_time, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    add_output_args(parser, repeats=5)
     parser.add_argument("--save", type=int, default=8, help="log.save_trajectories")
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--group", type=int, default=8)
@@ -90,6 +90,9 @@ def main() -> None:
     print(f"update {update:.3f}s  sample {sample:.3f}s  plots {plots:.3f}s  "
           f"(medians of {args.repeats})")
     print(f"sample / update = {sample / update:.3f}   plots / update = {plots / update:.3f}")
+    write_json(args.json, "report_overhead", {
+        "update_s": update, "sample_s": sample, "plots_s": plots, "sample_kib": size / 1024,
+        "ratios": {"sample / update": sample / update, "plots / update": plots / update}})
 
 
 if __name__ == "__main__":

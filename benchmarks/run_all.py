@@ -68,7 +68,7 @@ BENCHES = (
     Bench("memory", "memory", (), ("--turns", "1", "4", "--prompts", "512")),
     Bench("report_overhead", "report_overhead", ("--repeats", "3", "--tasks", "2"),
           ("--repeats", "1", "--tasks", "1", "--group", "2", "--save", "2")),
-    Bench("sandbox_latency", "sandbox_latency", ("20",), ("3",)),
+    Bench("sandbox_latency", "sandbox_latency", ("--repeats", "20"), ("--repeats", "3")),
     Bench("async_training", "async_training", ("--iterations", "6", "--repeats", "2"),
           ("--iterations", "2", "--repeats", "1", "--tasks", "2", "--group", "2",
            "--overlap-seconds", "1")),
@@ -78,7 +78,7 @@ BENCHES = (
 )
 WITH_JSON = {"rollout_scheduling", "engine_overhead_hf", "engine_overhead_vllm", "server_engine",
              "trl_comparison", "prefix_sharing", "credit_overhead", "train_backends", "memory",
-             "gateway_overhead", "async_training"}
+             "gateway_overhead", "async_training", "report_overhead", "sandbox_latency"}
 
 
 def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:

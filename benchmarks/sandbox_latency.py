@@ -1,11 +1,12 @@
 """Latency of one Python tool call: a fresh sandbox per call vs a kept session, per isolation.
 
-Run: .venv/bin/python -m benchmarks.sandbox_latency [repeats]
-Prints medians over `repeats` calls of `print(sum(range(1000)))` and the ratio between them.
+Run: .venv/bin/python -m benchmarks.sandbox_latency [--repeats 20] [--json PATH]
+Prints medians over `--repeats` calls of `print(sum(range(1000)))` and the ratio between them.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import sys
@@ -13,6 +14,8 @@ import time
 
 from turnwise.tools.python import LocalSandbox, SandboxLimits
 from turnwise.tools.python.isolation import probe
+
+from benchmarks.common import add_output_args, write_json
 
 CODE = "print(sum(range(1000)))"
 
@@ -39,16 +42,24 @@ async def session(kind: str, repeats: int) -> list[float]:
 
 
 def main() -> None:
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_output_args(parser, repeats=20)
+    args = parser.parse_args()
+    repeats = args.repeats
+    figures: dict = {"unavailable": {}, "fresh_ms": {}, "session_ms": {}, "ratios": {}}
     for kind in ("bwrap", "unshare"):
         reason = probe(kind, sys.executable)
         if reason:
             print(f"{kind}: unavailable ({reason})")
+            figures["unavailable"][kind] = reason
             continue
         fresh = statistics.median(asyncio.run(stateless(kind, repeats)))
         kept = statistics.median(asyncio.run(session(kind, repeats)))
         print(f"{kind:8s} fresh sandbox per call {fresh * 1e3:8.1f} ms | session call "
               f"{kept * 1e3:6.2f} ms | ratio {fresh / kept:7.1f}x  (medians of {repeats})")
+        figures["fresh_ms"][kind], figures["session_ms"][kind] = fresh * 1e3, kept * 1e3
+        figures["ratios"][f"{kind}: fresh sandbox / session call"] = fresh / kept
+    write_json(args.json, "sandbox_latency", figures)
 
 
 if __name__ == "__main__":
