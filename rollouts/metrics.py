@@ -33,6 +33,7 @@ def summarize(trajectories: Sequence[Trajectory], prefix: str = "rollout/", *,
         f"{prefix}prompt_tokens": sum(t.prompt_tokens for t in trajectories) / n,
     }
     out.update(_evidence_stats(trajectories, prefix))
+    out.update(_branch_stats(trajectories, prefix))
     for status in ("done", "truncated", "failed"):
         out[f"{prefix}status_{status}"] = float(sum(t.status == status for t in trajectories))
     by_kind: dict[str, list[Trajectory]] = defaultdict(list)
@@ -94,4 +95,20 @@ def _evidence_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str
     out = {f"{prefix}evidence_found": found / checked}
     if found:
         out[f"{prefix}success_given_evidence"] = solved / found
+    return out
+
+
+def _branch_stats(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
+    """ARPO's branching (rollouts.arpo): how many episodes are forks, where they forked, and
+    the response entropy that drives it (each response once: a fork shares its parent's turns);
+    nothing when no turn measured its entropy."""
+    responses = {id(x): x for t in trajectories for x in t.turns}.values()
+    entropies = [x.entropy for x in responses if x.entropy is not None]
+    if not entropies:
+        return {}
+    forks = [t for t in trajectories if t.parent_id is not None]
+    out = {f"{prefix}branched": len(forks) / len(trajectories),
+           f"{prefix}response_entropy": sum(entropies) / len(entropies)}
+    if forks:
+        out[f"{prefix}branch_turn"] = sum(t.branch_turn or 0 for t in forks) / len(forks)
     return out

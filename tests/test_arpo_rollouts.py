@@ -13,7 +13,9 @@ from turnwise.envs.base import Task
 from turnwise.rollouts.arpo import ArpoSettings, branch_probability
 from turnwise.rollouts.entropy import first_tokens_entropy
 from turnwise.rollouts.episode import EpisodeSettings
+from turnwise.rollouts.metrics import summarize
 from turnwise.rollouts.orchestrator import Orchestrator
+from turnwise.rollouts.trajectory import Trajectory, Turn
 
 
 def test_entropy_sums_the_first_k_positions_over_ln_v():
@@ -120,3 +122,23 @@ def test_evaluation_rollouts_do_not_branch(tokenizer):
     trajs = asyncio.run(orch.rollout(tasks, group_size=1, tag="ev", seed=0, branch=False))
     assert len(trajs) == 1 and trajs[0].parent_id is None and len(trajs[0].turns) == 3
     assert engine.calls[0][1].top_logprobs in (0, None)  # no entropy measurement either
+
+
+def test_branching_metrics_count_forks_and_each_response_once():
+    def turn(entropy):
+        return Turn(response_ids=[1], response_logprobs=[0.0], entropy=entropy)
+
+    shared = [turn(0.2), turn(0.6)]
+    root = Trajectory("g", "g/0", "full_trajectory", [0], turns=[*shared, turn(0.4)])
+    fork_at_2 = Trajectory("g", "g/1", "full_trajectory", [0], turns=[*shared, turn(1.0)],
+                           parent_id="g/0", branch_turn=2)
+    fork_at_1 = Trajectory("g", "g/2", "full_trajectory", [0], turns=[shared[0], turn(0.8)],
+                           parent_id="g/0", branch_turn=1)
+    fresh = Trajectory("g", "g/3", "full_trajectory", [0], turns=[turn(None)])
+    out = summarize([root, fork_at_2, fork_at_1, fresh])
+    assert out["rollout/branched"] == 0.5  # 2 forks of 4 episodes
+    assert out["rollout/branch_turn"] == 1.5  # (2 + 1) / 2
+    # Distinct responses with an entropy: 0.2, 0.6, 0.4, 1.0, 0.8 -> 3.0 / 5
+    assert out["rollout/response_entropy"] == pytest.approx(0.6)
+    no_arpo = summarize([Trajectory("g", "g/0", "full_trajectory", [0], turns=[turn(None)])])
+    assert not any(k in no_arpo for k in ("rollout/branched", "rollout/response_entropy"))

@@ -420,6 +420,7 @@ def test_what_works_synchronously_works_asynchronously(what, tmp_path):
     train with k = 1 and the decoupled correction: two steps, groups no older than the cap."""
     from turnwise.trainer.loop import train
     from turnwise.trainer.recipe import load_recipe
+    from turnwise.trainer.report.metric_names import undocumented
 
     register_answer_suite()
     recipe, overrides = COMBINATIONS[what]
@@ -435,5 +436,7 @@ def test_what_works_synchronously_works_asynchronously(what, tmp_path):
     assert [r["iteration"] for r in records if r["iteration"] >= 1] == [1, 2]
     assert all(r["async/staleness_max"] <= 1 for r in records if r["iteration"] >= 1)
     assert records[-1]["policy_version"] == 2
-    own = {"igpo": "igpo/probes", "dapo re-rolls": "dynamic_sampling/kept_groups"}.get(what)
+    own = {"igpo": "igpo/probes", "dapo re-rolls": "dynamic_sampling/kept_groups",
+           "arpo": "rollout/response_entropy"}.get(what)
     assert own is None or all(records[i][own] > 0 for i in (-1, -2))  # its stage ran each step
+    assert undocumented({key for r in records for key in r}) == []

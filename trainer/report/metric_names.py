@@ -31,6 +31,13 @@ EPISODE: dict[str, str] = {
     "env_seconds": "mean seconds per episode spent in environment steps and tools",
     "wall_seconds": "mean seconds per episode from reset to close",
     "prompt_tokens": "mean context tokens the engine processed per episode (prefill work)",
+    "evidence_found": "fraction of episodes whose retrieved passages held a gold answer "
+                      "(suites that report it, e.g. search)",
+    "success_given_evidence": "success among the episodes that found the evidence",
+    "branched": "ARPO: fraction of episodes forked from another after a tool result",
+    "branch_turn": "ARPO: mean turns a fork shares with its parent",
+    "response_entropy": "ARPO: mean entropy of a response's first k tokens over "
+                        "ln(vocabulary size) (the branching signal)",
 }
 
 METRICS: dict[str, str] = {
