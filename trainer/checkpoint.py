@@ -26,6 +26,8 @@ import torch
 
 from .dist import World
 
+SFT_ITERATION = -1  # the iteration number of SFT's records (the evaluation before RL: 0)
+
 FOLDER = "checkpoints"
 _NAME = re.compile(r"^iter_(\d{6})$")
 
@@ -162,6 +164,18 @@ def earlier_run(log_dir: str, run_name: str | None, resume: str | None) -> str |
         return None
     return (f"log.run_name={run_name!r}: {metrics.parent} already holds a run (metrics.jsonl); "
             "continue it with resume=auto, or choose another log.run_name, or delete the folder")
+
+
+def superseded_from(run_dir: Path | None, checkpoint: Path | None) -> int | None:
+    """The first iteration whose records an earlier attempt left in `run_dir` and this run
+    writes again: the one after `checkpoint`'s when resuming; every record (SFT's -1 on) when
+    starting over in a folder that holds metrics; None when nothing is written twice."""
+    if checkpoint is not None:
+        return int(read_meta(checkpoint)["iteration"]) + 1
+    metrics = run_dir / "metrics.jsonl" if run_dir is not None else None
+    if metrics is not None and metrics.exists() and metrics.stat().st_size:
+        return SFT_ITERATION
+    return None
 
 
 def newest_intact(run_dir: str | Path, *, warn=None) -> Path | None:

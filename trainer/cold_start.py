@@ -15,6 +15,7 @@ from typing import Any
 from ..rollouts.trajectory import Trajectory
 from .backends.base import rl_schedule
 from .build import Basics, Run, orchestrator
+from .checkpoint import SFT_ITERATION
 from .config import Config
 from .dist import World
 from .report.progress import SFTBar
@@ -58,7 +59,7 @@ def run_sft(cfg: Config, run: Run, start: ColdStart, *, log: Any, echo) -> None:
     """Imitate the demonstrations, then hand the weights to the engine as version 0."""
     if not start.demos:
         if start.demo_seconds:  # played only to find the cached policy
-            log.log({"iteration": -1, "time/sft_demonstrations": start.demo_seconds})
+            log.log({"iteration": SFT_ITERATION, "time/sft_demonstrations": start.demo_seconds})
         return
     s = cfg.sft
     backend = run.backend
@@ -70,7 +71,7 @@ def run_sft(cfg: Config, run: Run, start: ColdStart, *, log: Any, echo) -> None:
     run.engine.load_weights(backend.state_dict_for_engine(), version=0)
     if start.cache is not None:
         save_sft(backend, run.basics.tokenizer, start.cache, cfg)
-    log.log({"iteration": -1, **stats, "time/sft_demonstrations": start.demo_seconds})
+    log.log({"iteration": SFT_ITERATION, **stats, "time/sft_demonstrations": start.demo_seconds})
     echo(f"sft: {int(stats['sft/rows'])} rows, loss {stats['sft/loss_first']:.3f} -> "
          f"{stats['sft/loss_last']:.3f} in {stats['time/sft']:.0f}s "
          f"({stats['perf/sft_tokens_per_s']:.0f} tok/s)")

@@ -17,6 +17,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,14 @@ from ..envs.base import suite_has_tools, suite_tool_metrics
 from ..rollouts.producer import GroupProducer
 from ..rollouts.progress import make_progress
 from .build import Run, basics, build_run, eval_settings
-from .checkpoint import earlier_run, find_resume, load_checkpoint, save_checkpoint, trim_metrics
+from .checkpoint import (
+    earlier_run,
+    find_resume,
+    load_checkpoint,
+    save_checkpoint,
+    superseded_from,
+    trim_metrics,
+)
 from .cold_start import ColdStart, plan_cold_start, run_sft
 from .config import Config
 from .credit_stage import CreditStage
@@ -80,13 +88,15 @@ async def _train(cfg: Config, echo) -> RunResult:
         raise RecipeError(problem)
     echo = echo if world.is_main else _quiet
     model_path = resolve_model(cfg.model)  # one that cannot load stops before a run folder
-    log = rank_zero_log(world, lambda: RunLog(cfg.log, name=cfg.name,
-                                              resolved=cfg.model_dump()))
+    run_dir = Path(cfg.log.dir) / cfg.log.run_name if cfg.log.run_name else None
+    purge_from = superseded_from(run_dir, checkpoint) if world.is_main else None
+    log = rank_zero_log(world, lambda: RunLog(cfg.log, name=cfg.name, resolved=cfg.model_dump(),
+                                              purge_from=purge_from))
     echo(f"run folder: {log.dir}")
-    fresh = checkpoint is None and world.is_main
-    if fresh and log.metrics_path.exists() and log.metrics_path.stat().st_size:
+    if checkpoint is None and purge_from is not None:
         # resume=auto found no checkpoint in a folder that holds a run: start over there.
-        echo(f"no checkpoint to resume in {log.dir}: starting over (its metrics.jsonl cleared)")
+        echo(f"no checkpoint to resume in {log.dir}: starting over (its metrics.jsonl cleared, "
+             "its tensorboard steps hidden)")
         log.metrics_path.write_text("")
     base = basics(cfg, model_path)
     start = await plan_cold_start(cfg, base, model_path, world=world,

@@ -39,9 +39,10 @@ class RunLog:
     """Writes everything a run leaves behind into one folder."""
 
     def __init__(self, log: LogConfig, *, name: str, resolved: dict[str, Any],
-                 warn: Callable[[str], Any] = _stderr) -> None:
+                 warn: Callable[[str], Any] = _stderr, purge_from: int | None = None) -> None:
         """A run folder under `log.dir`, named `log.run_name` or `name` and the time; `resolved`
-        is the resolved recipe, written as config.yaml."""
+        is the resolved recipe, written as config.yaml. `purge_from`: the first iteration an
+        earlier attempt of this run logged and this one logs again (`superseded_from`)."""
         name = log.run_name or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.settings, self.warn = log, warn
         self.dir = Path(log.dir) / name
@@ -50,7 +51,7 @@ class RunLog:
         self.metrics_path = self.dir / "metrics.jsonl"
         self.sinks: list[MetricSink] = [JsonlSink(self.metrics_path)]
         if log.tensorboard:
-            self.sinks.append(TensorboardSink(self.dir / "tensorboard"))
+            self.sinks.append(TensorboardSink(self.dir / "tensorboard", purge_from=purge_from))
         mode = resolve_mode(log.wandb)
         if mode != "disabled":
             try:

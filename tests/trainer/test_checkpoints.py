@@ -20,6 +20,7 @@ from turnwise.trainer.checkpoint import (
     find_resume,
     load_checkpoint,
     save_checkpoint,
+    superseded_from,
     trim_metrics,
     valid_checkpoints,
 )
@@ -94,6 +95,17 @@ def test_a_fresh_run_does_not_write_into_an_earlier_runs_folder(tmp_path):
     assert earlier_run(str(tmp_path), None, None) is None  # names are stamped with the time
 
 
+def test_what_a_run_writes_again_starts_after_its_checkpoint_or_from_sft(tmp_path):
+    checkpoint = tmp_path / "r" / "checkpoints" / "iter_000004"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "meta.json").write_text(json.dumps({"iteration": 4}))
+    assert superseded_from(tmp_path / "r", checkpoint) == 5  # resumed: iterations 5 on again
+    assert superseded_from(tmp_path / "r", None) is None  # no records there yet
+    (tmp_path / "r" / "metrics.jsonl").write_text(json.dumps({"iteration": -1}) + "\n")
+    assert superseded_from(tmp_path / "r", None) == -1  # starting over: every record again
+    assert superseded_from(None, None) is None  # a new time-stamped folder
+
+
 # An entropy bonus gives every step a gradient even when no episode succeeds, so weights, Adam
 # moments, the cosine schedule and the mini-batch shuffling all have to survive the restart.
 CLI = [sys.executable, "-m", "turnwise.trainer.cli", "train", "household_grpo",
@@ -146,3 +158,32 @@ def test_killed_run_resumes_with_the_same_metrics(tiny_path, tmp_path):
     assert all(r["train/grad_norm"] > 0 for r in expected[1:])
     assert len({r["train/lr"] for r in expected[1:]}) == 3  # the schedule moved on each time
     assert expected[-1]["policy_version"] == 3
+
+
+@pytest.mark.slow
+def test_a_run_without_a_checkpoint_starts_over_in_its_folder(tmp_path):
+    """resume=auto in a folder whose run left metrics but no checkpoint: the new run's records
+    replace the old ones in metrics.jsonl and in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from turnwise.trainer.loop import train
+    from turnwise.trainer.recipe import load_recipe
+
+    def attempt(lr):
+        cfg = load_recipe("household_grpo", [
+            "train.iterations=2", "sft.episodes=0", "eval.tasks=0", "resume=auto",
+            "rollout.tasks_per_iteration=1", "rollout.group_size=2", "rollout.max_turns=2",
+            "rollout.max_tokens_per_turn=8", "train.threads=1", "log.quiet=true",
+            "log.plot_every=0", f"log.dir={tmp_path}", "log.run_name=r", f"train.lr={lr}"])
+        said = []
+        train(cfg, echo=said.append)
+        return said
+
+    attempt(1e-4)
+    said = attempt(2e-4)
+    assert any("starting over" in line for line in said)
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").open()]
+    assert [(r["iteration"], r["train/lr"]) for r in records] == [(1, 2e-4), (2, 2e-4)]
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    events.Reload()
+    assert [(e.step, round(e.value, 8)) for e in events.Scalars("train/lr")] == [
+        (1, 2e-4), (2, 2e-4)]

@@ -38,6 +38,29 @@ def test_tensorboard_scalars_under_the_metric_names(tmp_path):
     assert [(e.step, round(e.value, 6)) for e in events.Scalars("train/kl")] == [(2, 0.01)]
 
 
+def test_a_resumed_or_restarted_run_hides_the_steps_it_writes_again(tmp_path):
+    """An attempt killed after logging iteration 3 (its checkpoint: 2) is resumed and logs 3
+    and 4 again; TensorBoard shows each step once, with the new value. A restart hides all."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def attempt(records, purge_from):
+        sink = TensorboardSink(tmp_path / "tb", purge_from=purge_from)
+        for iteration, value in records:
+            sink.log({"iteration": iteration, "rollout/reward": value})
+        sink.close()
+
+    def shown():
+        events = EventAccumulator(str(tmp_path / "tb"))
+        events.Reload()
+        return [(e.step, e.value) for e in events.Scalars("rollout/reward")]
+
+    attempt([(-1, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)], None)
+    attempt([(3, 30.0), (4, 40.0)], 3)
+    assert shown() == [(-1, 0.0), (1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
+    attempt([(-1, 5.0), (1, 6.0)], -1)  # started over
+    assert shown() == [(-1, 5.0), (1, 6.0)]
+
+
 def test_wandb_mode_recipe_then_environment_then_offline():
     assert resolve_mode(WandbConfig(), {}) == "offline"
     assert resolve_mode(WandbConfig(), {"WANDB_MODE": "online"}) == "online"

@@ -33,16 +33,18 @@ class JsonlSink:
 
 
 class TensorboardSink:
-    """Scalars under their metric names, at step = iteration; flushed after every record."""
+    """Scalars under their metric names, at step = iteration; flushed after every record.
+    `purge_from`: an earlier attempt of the run left steps from this one on in `folder` (a
+    resumed or restarted run writes them again); TensorBoard hides those old steps."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, purge_from: int | None = None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
             raise RuntimeError(f"log.tensorboard=true needs the tensorboard package ({exc}); "
                                "install it or set log.tensorboard=false") from exc
 
-        self.writer = SummaryWriter(log_dir=str(folder))
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_from)
 
     def log(self, record: dict[str, Any]) -> None:
         step = int(record.get("iteration", 0))
