@@ -2,10 +2,10 @@
 
 Contenders, side by side on the same tiny model, engine, tasks and budget (`turnwise train` on a
 suite whose tool answers after a wait): the synchronous loop (rollout.max_staleness 0) and
-asynchronous training with k = 1, 2, 4 (the producer plays up to k steps ahead while the
-trainer updates; decoupled-PPO correction on, which recomputes the proximal log-probs: an
-extra forward pass), and, to separate the two costs, k = 1 without the correction and the
-synchronous loop with the recompute. Two workloads: tools with heavy-tailed latency
+asynchronous training with k = 1, 2, 4 with decoupled-PPO correction, its proximal log-probs
+recomputed by the trainer (an extra forward pass) or, at k = 1 and 2, approximated without it
+(`train.old_logprobs: loglinear`); and, to separate the costs, k = 1 without any correction and
+the synchronous loop with the recompute. Two workloads: tools with heavy-tailed latency
 (lognormal, median 50 ms, p99 1 s; episodes of 1..8 turns) and tools that answer at once. For
 each: seconds per iteration (median over repeats, contenders interleaved), the speed-up over
 the synchronous loop, and where the time went: the share of wall time the engine had no
@@ -36,11 +36,13 @@ from benchmarks.common import add_output_args, write_json
 from benchmarks.overlap import overlap_table
 from benchmarks.rollout_scheduling import LatencySuite
 
-# (name, k, correction): the synchronous loop; async with decoupled PPO (the trainer
-# recomputes the proximal log-probs, an extra forward pass over the batch); async without it
-# (the engine's log-probs as the old ones); the synchronous loop paying that same recompute.
-CONTENDERS = (("sync", 0, False), ("k=1", 1, True), ("k=2", 2, True), ("k=4", 4, True),
-              ("k=1 plain", 1, False), ("sync+recompute", 0, True))
+# (name, k, train.old_logprobs): the synchronous loop; async with decoupled PPO, the proximal
+# log-probs recomputed (an extra forward pass over the batch) or log-linear (no pass); async
+# without correction (the engine's log-probs as the old ones); sync paying the recompute.
+CONTENDERS = (("sync", 0, "rollout"), ("k=1", 1, "recompute"), ("k=2", 2, "recompute"),
+              ("k=4", 4, "recompute"), ("k=1 loglinear", 1, "loglinear"),
+              ("k=2 loglinear", 2, "loglinear"), ("k=1 plain", 1, "rollout"),
+              ("sync+recompute", 0, "recompute"))
 
 
 @register_suite("bench_latency")
@@ -48,7 +50,7 @@ def _latency_suite(seed: int = 0, latency: bool = True) -> LatencySuite:
     return LatencySuite(seed, latency)
 
 
-def run(k: int, *, latency: bool, args, correction: bool) -> dict[str, float]:
+def run(k: int, *, latency: bool, args, proximal: str) -> dict[str, float]:
     """One training run; its seconds per iteration and idle shares (after the first step)."""
     overrides = [
         "env.name=bench_latency", f"env.options={{latency: {str(latency).lower()}}}",
@@ -59,8 +61,8 @@ def run(k: int, *, latency: bool, args, correction: bool) -> dict[str, float]:
         f"train.threads={args.threads}", "log.quiet=true", "log.tensorboard=false",
         "log.save_trajectories=0", "log.plot_every=0", f"rollout.max_staleness={k}",
     ]
-    if correction:
-        overrides += ["train.old_logprobs=recompute", "loss.is_correction={mode: mask}"]
+    if proximal != "rollout":
+        overrides += [f"train.old_logprobs={proximal}", "loss.is_correction={mode: mask}"]
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_recipe("household_grpo", overrides + [f"log.dir={folder}", "log.run_name=b"])
         history = train(cfg, echo=lambda *a, **kw: None).history
@@ -75,8 +77,8 @@ def workload(latency: bool, args) -> list[dict]:
     """Every contender `args.repeats` times, interleaved; medians per contender."""
     runs: dict[str, list[dict]] = {name: [] for name, _, _ in CONTENDERS}
     for _ in range(args.repeats):
-        for name, k, correction in CONTENDERS:
-            runs[name].append(run(k, latency=latency, args=args, correction=correction))
+        for name, k, proximal in CONTENDERS:
+            runs[name].append(run(k, latency=latency, args=args, proximal=proximal))
     rows = []
     for name, _, _ in CONTENDERS:
         row = {key: statistics.median(r[key] for r in runs[name]) for key in runs[name][0]}

@@ -76,10 +76,11 @@ def iteration(ctx: Context, budget_s: float) -> Result:
 def _variants():
     from turnwise.trainer.losses import Correction
 
-    return (("old_logprobs: rollout", False, None),
-            ("old_logprobs: recompute", True, None),
-            ("recompute + is_correction mask, cap 2", True, Correction("mask", "token", 2.0)),
-            ("recompute + is_correction truncate, cap 2", True,
+    return (("old_logprobs: rollout", "rollout", None),
+            ("old_logprobs: recompute", "recompute", None),
+            ("recompute + is_correction mask, cap 2", "recompute",
+             Correction("mask", "token", 2.0)),
+            ("recompute + is_correction truncate, cap 2", "recompute",
              Correction("truncate", "token", 2.0)))
 
 
@@ -111,10 +112,10 @@ def _gap_variants(cfg, base, backend, trajectories) -> Result:
     backend.begin_phase(LRSchedule(0.0))
     behaviour = build_batch(trajectories, pad_id=base.pad_id)
     result = Result(figures={"trained_tokens": behaviour.num_tokens(), "variants": []})
-    for label, recompute, correction in _variants():
+    for label, proximal, correction in _variants():
         stage = CreditStage(cfg.credit, cfg.kl, backend=backend, tokenizer=base.tokenizer,
                             pad_id=base.pad_id, temperature=cfg.rollout.temperature,
-                            recompute=recompute, correction=correction)
+                            proximal=proximal, correction=correction)
         credited = stage(trajectories)
         trained = backend.update(credited.batch)
         # What the run logs: the credit stage's measurement under recompute, else the update's.

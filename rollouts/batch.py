@@ -27,6 +27,9 @@ class RolloutBatch:
     row_group: torch.Tensor  # [B] long: index of the row's uid
     row_version: torch.Tensor  # [B] long: policy version that produced the row
     ref_logprobs: torch.Tensor | None = None  # [B, L], when a KL term needs them
+    # [B, L]: with train.old_logprobs=loglinear, where each token's proximal log-prob lies
+    # between its behaviour one (0) and the policy being trained (1); see losses.correction
+    prox_alpha: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -113,3 +116,18 @@ def build_batch(trajectories: Sequence[Trajectory], *, pad_id: int = 0) -> Rollo
         row_group=torch.tensor([r[5] for r in rows], dtype=torch.long),
         row_version=torch.tensor([r[6] for r in rows], dtype=torch.long),
     )
+
+
+def token_versions(batch: RolloutBatch, trajectories: Sequence[Trajectory]) -> torch.Tensor:
+    """[B, L] long: the policy version that generated each response token of `batch` (built
+    from `trajectories` by `build_batch`), per token where weights changed mid-turn; 0 elsewhere."""
+    versions = torch.zeros_like(batch.turn_index)
+    for row in range(batch.num_rows):
+        traj = trajectories[int(batch.row_traj[row])]
+        turns = batch.turn_index[row]
+        for t in turns[turns >= 0].unique().tolist():
+            turn = traj.turns[t]
+            at = (turns == t).nonzero().squeeze(-1)
+            per_token = turn.token_versions or [turn.version] * len(at)
+            versions[row, at] = torch.tensor(per_token, dtype=torch.long)
+    return versions

@@ -237,7 +237,7 @@ def test_k0_is_the_synchronous_loop(tmp_path):
     run = build_run(reference, basics(reference, path), path)
     stage = CreditStage(reference.credit, reference.kl, backend=run.backend,
                         tokenizer=run.basics.tokenizer, pad_id=run.basics.pad_id,
-                        temperature=reference.rollout.temperature, recompute=False,
+                        temperature=reference.rollout.temperature, proximal="rollout",
                         correction=None)
     seed_everything(reference.seed + 1)
 
@@ -407,6 +407,8 @@ COMBINATIONS = {
     "igpo": ("search_igpo", []),  # its scoring pass, on the trainer's thread
     "arpo": ("search_arpo", ["rollout.arpo.initial=1"]),  # branched episodes: a group is a tree
     "full_trajectory": ("household_gigpo", ["rollout.mode=full_trajectory"]),
+    # AReaL's proximal approximation: no trainer pass, the loss interpolates and corrects
+    "loglinear": ("household_gigpo", ["train.old_logprobs=loglinear"]),
     # Rewards that differ within a group even for an untrained policy, so some groups are kept.
     "dapo re-rolls": ("household_grpo", ["env.name=household_answers",
                                          "credit.dynamic_sampling={max_rolls: 4}"]),
@@ -440,3 +442,6 @@ def test_what_works_synchronously_works_asynchronously(what, tmp_path):
            "arpo": "rollout/response_entropy"}.get(what)
     assert own is None or all(records[i][own] > 0 for i in (-1, -2))  # its stage ran each step
     assert undocumented({key for r in records for key in r}) == []
+    if what == "loglinear":  # the loss formed the weights, each step
+        assert all(0 < records[i]["offpolicy/weight_mean"] for i in (-1, -2))
+        assert all(0 <= records[i]["offpolicy/alpha_mean"] < 1 for i in (-1, -2))

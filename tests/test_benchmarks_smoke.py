@@ -211,12 +211,13 @@ def test_every_recorded_benchmark_has_its_headline_ratios():
         assert all(value > 0 for value in record["ratios"].values()), record["name"]
 
 
-def test_async_training_run_reports_its_step_figures(tiny_path):
+@pytest.mark.parametrize("proximal", ["recompute", "loglinear"])
+def test_async_training_run_reports_its_step_figures(tiny_path, proximal):
     """One asynchronous contender at toy size: the figures the table prints, in range."""
     from benchmarks import async_training
 
     args = argparse.Namespace(tasks=2, group=2, iterations=2, threads=1)
-    row = async_training.run(1, latency=False, args=args, correction=True)
+    row = async_training.run(1, latency=False, args=args, proximal=proximal)
     assert set(row) == {"s_per_iteration", "engine_idle", "trainer_idle", "staleness"}
     assert row["s_per_iteration"] > 0 and 0 <= row["staleness"] <= 1
     assert 0 <= row["engine_idle"] <= 1 and 0 <= row["trainer_idle"] <= 1

@@ -317,7 +317,9 @@ class TrainConfig(Section):
     ppo_epochs: int = Field(1, ge=1)
     minibatches: int = Field(1, ge=1)
     micro_batch_tokens: int = Field(16384, ge=64)
-    old_logprobs: Literal["rollout", "recompute"] = "rollout"
+    # The proximal policy PPO clips against: the engine's log-probs, a forward pass of the
+    # trainer before the update, or that pass approximated from versions (losses.correction)
+    old_logprobs: Literal["rollout", "recompute", "loglinear"] = "rollout"
     threads: int = Field(0, ge=0)  # torch CPU threads; 0 leaves torch's default
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     # Padding-free micro-batches (rows end to end, positions restart). auto: on with flash
@@ -460,10 +462,10 @@ class Config(Section):
         if ds.offload_optimizer and ds.zero_stage == 0:
             raise ValueError("deepspeed.offload_optimizer=true needs deepspeed.zero_stage 1, 2 or 3 "
                              "(got 0)")
-        if self.loss.is_correction is not None and self.train.old_logprobs != "recompute":
-            raise ValueError(f"loss.is_correction is set: it weighs rollout logprobs against "
-                             f"recomputed ones, but train.old_logprobs="
-                             f"{self.train.old_logprobs!r}; allowed: 'recompute'")
+        if self.loss.is_correction is not None and self.train.old_logprobs == "rollout":
+            raise ValueError("loss.is_correction is set: it weighs rollout logprobs against "
+                             "proximal ones, but train.old_logprobs='rollout' has none; "
+                             "allowed: 'recompute', 'loglinear'")
         if self.rollout.stale_groups == "correct" and self.loss.is_correction is None:
             raise ValueError("rollout.stale_groups='correct' keeps groups past "
                              "rollout.max_staleness, which needs loss.is_correction; allowed: "

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import credit
-from ..rollouts.batch import RolloutBatch, build_batch
+from ..rollouts.batch import RolloutBatch, build_batch, token_versions
 from ..rollouts.trajectory import Trajectory
 from .config import CreditConfig, KLConfig
 from .igpo_scoring import score_answer_logprobs
-from .losses import Correction, importance_weights
+from .losses import Correction, importance_weights, loglinear_alpha
 from .reference import kl_penalised, masked_mean_abs_diff
 
 
@@ -45,14 +45,17 @@ class CreditStage:
     """Built once per run; called once per step on the trajectories it trains on."""
 
     def __init__(self, cfg: CreditConfig, kl: KLConfig, *, backend, tokenizer, pad_id: int,
-                 temperature: float, recompute: bool, correction: Correction | None) -> None:
+                 temperature: float, proximal: str, correction: Correction | None) -> None:
+        """`proximal` is `train.old_logprobs`: `rollout` (the engine's log-probs), `recompute`
+        (a forward pass of the trainer) or `loglinear` (interpolated in the loss)."""
         check_credit(cfg)
         self.cfg, self.kl = cfg, kl
         self.backend, self.tokenizer, self.pad_id = backend, tokenizer, pad_id
         self.temperature = temperature
-        self.recompute, self.correction = recompute, correction
+        self.proximal, self.correction = proximal, correction
 
-    def __call__(self, trajectories: list[Trajectory]) -> Credited:
+    def __call__(self, trajectories: list[Trajectory], version: int = 0) -> Credited:
+        """`version`: the trainer's weights version, which the update starts from."""
         shaped = self._shaped(trajectories)
         # Groups whose episodes all scored alike give GRPO-style estimators no outcome signal.
         metrics = {"credit/flat_groups": credit.flat_group_fraction(shaped)}
@@ -61,15 +64,19 @@ class CreditStage:
         behaviour = batch.old_logprobs  # the engine's, token for token
         if self.kl.coef:
             batch.ref_logprobs = self.backend.forward_logprobs(batch, reference=True)
-        if self.recompute:  # the proximal policy: the trainer's weights before this update
+        if self.proximal == "recompute":  # the trainer's weights before this update
             batch.old_logprobs = self.backend.forward_logprobs(batch)
             metrics["train/rollout_logprob_diff"] = masked_mean_abs_diff(
                 batch.old_logprobs, behaviour, batch.loss_mask)
+        elif self.proximal == "loglinear":  # no pass: the loss interpolates, and corrects
+            alpha = loglinear_alpha(token_versions(batch, shaped), version) * batch.loss_mask
+            batch.prox_alpha = alpha
+            metrics["offpolicy/alpha_mean"] = float(alpha.sum() / batch.loss_mask.sum().clamp(min=1))
         if self.kl.coef and self.kl.target == "reward":
             shaped, metrics["train/ref_kl"] = kl_penalised(shaped, batch, self.kl)
         per_turn = credit.compute(self.cfg.estimator, shaped, self.cfg.options)
         credit.assign_advantages(batch, per_turn)
-        if self.correction is not None:
+        if self.correction is not None and self.proximal == "recompute":
             weights, stats = importance_weights(batch.old_logprobs, behaviour, batch.loss_mask,
                                                 self.correction)
             batch.advantages = batch.advantages * weights

@@ -216,7 +216,7 @@ class Trainer:
         credit = CreditStage(cfg.credit, cfg.kl, backend=run.backend,
                              tokenizer=run.basics.tokenizer, pad_id=run.basics.pad_id,
                              temperature=r.temperature,
-                             recompute=cfg.train.old_logprobs == "recompute",
+                             proximal=cfg.train.old_logprobs,
                              correction=Correction(**fix.model_dump()) if fix else None)
         progress = TrainProgress(cfg.train.iterations, quiet=quiet, echo=echo, start=first)
         progress.watch(run.backend)  # optimizer steps on the bar during the update
@@ -244,7 +244,7 @@ class Trainer:
             return self._record(iteration, taken, {}, {}, tool_stats, times, started, idle_before)
         # 2. Credit: shaping, scoring passes, KL, estimator, per-token advantages, correction.
         self.progress.phase("credit")
-        credited = await self._on_worker(self.credit, trajectories)
+        credited = await self._on_worker(self.credit, trajectories, iteration)
         times.credit = time.perf_counter() - started - times.rollout
         # The task sampler learns from the groups this step examined: outcomes, advantages.
         sampling_metrics = self.source.feedback(taken, credited.per_turn)

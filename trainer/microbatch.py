@@ -52,6 +52,7 @@ def padding_micro_batch(like: RolloutBatch) -> RolloutBatch:
         row_group=like.row_group.new_zeros(1),
         row_version=like.row_version.new_zeros(1),
         ref_logprobs=None if like.ref_logprobs is None else like.ref_logprobs.new_zeros((1, 2)),
+        prox_alpha=None if like.prox_alpha is None else like.prox_alpha.new_zeros((1, 2)),
     )
 
 

@@ -29,7 +29,8 @@ def step_metrics(iteration: int, *, version: int, played: list[Trajectory],
                  train_metrics: dict[str, float], tool_stats: dict[str, float],
                  times: StepTimes, tools: bool = True) -> dict[str, Any]:
     """One flat record; the credit stage's `train/...` numbers (recomputed logprob gap, reward
-    KL) take precedence over the update's own. Without `tools` (the suite has none) there are
+    KL) take precedence over the update's own; the update's statistics go under `train/`
+    unless they name their own family (`offpolicy/...` when the loss corrects). Without `tools` (the suite has none) there are
     no tool metrics."""
     generated = sum(t.num_response_tokens() for t in played)
     trained = train_metrics.get("trained_tokens", 0.0)
@@ -39,7 +40,7 @@ def step_metrics(iteration: int, *, version: int, played: list[Trajectory],
         "iteration": iteration, "policy_version": version,
         **summarize(played, tools=tools), **rollout_time_split(played, times.rollout), **tool_stats,
         **rollout_metrics,
-        **{f"train/{k}": v for k, v in train_metrics.items()},
+        **{k if "/" in k else f"train/{k}": v for k, v in train_metrics.items()},
         "train/loss": train_metrics.get("pg_loss", float("nan")),
         "train/kl": train_metrics.get("approx_kl", float("nan")),
         **credit_metrics,

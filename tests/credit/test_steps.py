@@ -6,8 +6,10 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+import torch
 from credit_helpers import traj, turn
 from turnwise import credit
+from turnwise.rollouts.batch import build_batch
 from turnwise.rollouts.producer import GroupProducer
 from turnwise.trainer.config import Config, CreditConfig, KLConfig
 from turnwise.trainer.credit_stage import CreditStage, check_credit
@@ -146,7 +148,7 @@ def test_the_credit_stage_chains_the_configured_shaping_steps():
              traj("g", "b", [turn(5), turn(5)])]
     cfg = CreditConfig(invalid_penalty=0.25, overlong={"max_tokens": 60, "buffer": 20})
     stage = CreditStage(cfg, KLConfig(), backend=None, tokenizer=None, pad_id=0,
-                        temperature=1.0, recompute=False, correction=None)
+                        temperature=1.0, proximal="rollout", correction=None)
     out = stage(trajs)
     # a: 60 tokens -> overlong -(60 - 40) / 20 = -1; one invalid turn -> -.25: 1 - 1 - .25
     assert out.trajectories[0].outcome_reward == pytest.approx(-0.25)
@@ -157,3 +159,26 @@ def test_the_credit_stage_chains_the_configured_shaping_steps():
     # every response token of a carries a's advantage; prompts carry none
     assert out.batch.advantages[0][out.batch.loss_mask[0] > 0].tolist() == pytest.approx(
         [-0.707104] * 60, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["full_trajectory", "per_step"])
+def test_loglinear_credit_gives_each_token_its_alpha_without_a_forward_pass(mode):
+    """Trainer at version 3. a: turn 0 by version 3, turn 1 by version 1 (alpha 2/3); b: one
+    turn whose weights changed mid-generation, tokens of versions 2, 2, 3 (1/2, 1/2, 0)."""
+    first, second = turn(2, obs=1, prompt=[1] * 3), turn(2, prompt=[1] * 6)
+    mixed = turn(3, prompt=[1] * 3)
+    first.version, second.version = 3, 1
+    mixed.version, mixed.token_versions = 2, [2, 2, 3]
+    trajs = [traj("g", "a", [first, second], mode=mode, outcome=1.0),
+             traj("g", "b", [mixed], mode=mode, outcome=0.0)]
+    stage = CreditStage(CreditConfig(), KLConfig(), backend=None, tokenizer=None, pad_id=0,
+                        temperature=1.0, proximal="loglinear", correction=None)
+    out = stage(trajs, version=3)  # backend None: any forward pass would fail
+    batch = out.batch
+    alphas = [batch.prox_alpha[r][batch.loss_mask[r] > 0].tolist() for r in range(batch.num_rows)]
+    expected = {"full_trajectory": [[0.0, 0.0, 2 / 3, 2 / 3], [0.5, 0.5, 0.0]],
+                "per_step": [[0.0, 0.0], [2 / 3, 2 / 3], [0.5, 0.5, 0.0]]}[mode]
+    assert alphas == [pytest.approx(a) for a in expected]
+    assert float(batch.prox_alpha[batch.loss_mask == 0].abs().sum()) == 0.0
+    assert out.metrics["offpolicy/alpha_mean"] == pytest.approx((4 / 3 + 1) / 7)
+    assert torch.equal(batch.old_logprobs, build_batch(trajs).old_logprobs)  # behaviour kept

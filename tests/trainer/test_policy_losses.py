@@ -18,7 +18,7 @@ from turnwise.trainer.losses import (
     policy_loss_names,
     ppo_clip,
 )
-from turnwise.trainer.losses.correction import Correction, importance_weights
+from turnwise.trainer.losses.correction import Correction, importance_weights, loglinear_alpha
 
 
 def _tokens(ratios, advantages):
@@ -182,6 +182,42 @@ def test_corrections_refuse_what_they_cannot_mean():
         Correction("mask", "token", 1.0)
     with pytest.raises(ValueError, match="allowed are"):
         Correction("clip", "token", 2.0)
+
+
+def test_loglinear_alpha_by_hand():
+    # W = 3: a token of version 3 is on-policy (0); of version 2, half way (1 / 2); of 0, 3 / 4
+    assert loglinear_alpha(torch.tensor([3, 2, 0]), 3).tolist() == [0.0, 0.5, 0.75]
+    with pytest.raises(ValueError, match="version 4 in an update of version 3"):
+        loglinear_alpha(torch.tensor([4]), 3)
+
+
+def test_loglinear_objective_by_hand():
+    # Behaviour [-1, -2]; the policy now [-0.9, -1.9]; alpha [0, 0.5]; A = 1; clip 0.2.
+    # Token 0: prox = behaviour = -1, r = e^0.1 = 1.105171 (unclipped), w = 1.
+    # Token 1: prox = -2 + 0.5 * 0.1 = -1.95, r = e^0.05 = 1.051271, w = e^0.05 = 1.051271,
+    #   loss = -w * r = -e^0.1 = -1.105171.
+    # token-mean = -1.105171; d/dlogp = -w * r / 2 = -0.552585 each (prox has no gradient).
+    behaviour = torch.tensor([[-1.0, -2.0]])
+    logp = torch.tensor([[-0.9, -1.9]], requires_grad=True)
+    micro = _micro(behaviour, torch.ones(1, 2), torch.ones(1, 2))
+    micro.prox_alpha = torch.tensor([[0.0, 0.5]])
+    objective = RLObjective(dual_clip=None, correction=Correction("truncate", "token", 2.0))
+    loss, stats = objective(logp, None, micro, Totals(tokens=2.0, rows=1.0))
+    assert loss.item() == pytest.approx(-1.105171, abs=1e-5)
+    loss.backward()
+    assert logp.grad.tolist()[0] == pytest.approx([-0.552585] * 2, abs=1e-5)
+    assert stats["offpolicy/weight_mean"].tolist()[0] == pytest.approx([1.0, 1.051271], abs=1e-5)
+    assert stats["offpolicy/truncated_frac"].tolist() == [[0.0, 0.0]]
+    assert stats["logprob_diff"].tolist()[0] == pytest.approx([0.1, 0.1], abs=1e-6)  # vs behaviour
+    # A cap of 1.03 truncates token 1's weight: loss -(1.105171 + 1.03 * 1.051271) / 2
+    capped = RLObjective(dual_clip=None, correction=Correction("truncate", "token", 1.03))
+    loss, stats = capped(logp.detach(), None, micro, Totals(tokens=2.0, rows=1.0))
+    assert loss.item() == pytest.approx(-(1.105171 + 1.03 * 1.051271) / 2, abs=1e-5)
+    assert stats["offpolicy/truncated_frac"].tolist() == [[0.0, 1.0]]
+    # Without alpha the batch's old log-probs are the proximal ones: no weights formed here
+    micro.prox_alpha = None
+    _, stats = objective(logp.detach(), None, micro, Totals(tokens=2.0, rows=1.0))
+    assert "offpolicy/weight_mean" not in stats
 
 
 def test_tis_on_advantages_equals_weighting_the_clipped_loss():

@@ -11,7 +11,7 @@ import torch
 from ...rollouts.batch import RolloutBatch
 from ..config import Config, KLConfig, LossConfig
 from ..dist import World
-from ..losses import RLObjective
+from ..losses import Correction, RLObjective
 from ..update import LRSchedule
 
 BACKENDS = ("torch", "deepspeed")
@@ -98,7 +98,9 @@ def rl_objective(loss: LossConfig, kl: KLConfig) -> RLObjective:
     return RLObjective(policy=loss.policy, clip_low=loss.clip_low, clip_high=loss.clip_high,
                        dual_clip=loss.dual_clip, agg=loss.agg, entropy_coef=loss.entropy_coef,
                        kl_coef=kl.coef if kl.target == "loss" else 0.0,
-                       kl_estimator=kl.estimator, kl_bias_correction=kl.bias_correction)
+                       kl_estimator=kl.estimator, kl_bias_correction=kl.bias_correction,
+                       correction=Correction(**loss.is_correction.model_dump())
+                       if loss.is_correction else None)
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

@@ -8,6 +8,7 @@ import torch
 
 from ...rollouts.batch import RolloutBatch
 from .aggregate import aggregate
+from .correction import Correction, correction_weights, loglinear_proximal, over_name
 from .kl import kl_estimate
 from .registry import get_policy_loss
 
@@ -33,6 +34,9 @@ class RLObjective:
     kl_coef: float = 0.0  # as a loss term; a reward penalty is applied before credit instead
     kl_estimator: str = "low_var_kl"
     kl_bias_correction: bool = False  # the KL term times pi / pi_old (differentiable), as TRL
+    # behaviour -> proximal weights formed here when the batch carries `prox_alpha`
+    # (train.old_logprobs=loglinear); otherwise the credit stage folded them into the advantages
+    correction: Correction | None = None
 
     @property
     def needs_entropy_grad(self) -> bool:
@@ -42,9 +46,11 @@ class RLObjective:
                  totals: Totals) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The scalar loss to backpropagate and per-token statistics (masked sums by the caller)."""
         mask = micro.loss_mask
-        per_token, stats = get_policy_loss(self.policy)(
-            logprobs, micro.old_logprobs, micro.advantages, mask, clip_low=self.clip_low,
+        proximal, advantages, stats = self._proximal(logprobs, micro)
+        per_token, policy_stats = get_policy_loss(self.policy)(
+            logprobs, proximal, advantages, mask, clip_low=self.clip_low,
             clip_high=self.clip_high, dual_clip=self.dual_clip)
+        stats.update(policy_stats)
         stats["pg_loss"] = per_token.detach()
         stats["logprob_diff"] = (logprobs.detach() - micro.old_logprobs).abs()
         total = per_token
@@ -53,7 +59,7 @@ class RLObjective:
                 raise ValueError("kl.coef > 0 with kl.target='loss' needs batch.ref_logprobs")
             kl = kl_estimate(logprobs, micro.ref_logprobs, self.kl_estimator)
             if self.kl_bias_correction:
-                kl = kl * torch.exp((logprobs - micro.old_logprobs).clamp(-20.0, 20.0))
+                kl = kl * torch.exp((logprobs - proximal).clamp(-20.0, 20.0))
             total = total + self.kl_coef * kl
             stats["ref_kl"] = kl.detach()
         if entropy is not None:
@@ -62,6 +68,20 @@ class RLObjective:
             stats["entropy"] = entropy.detach()
         loss = aggregate(total, mask, self.agg, total_tokens=totals.tokens, total_rows=totals.rows)
         return loss, stats
+
+    def _proximal(self, logprobs: torch.Tensor, micro: RolloutBatch
+                  ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The log-probs PPO clips against and the advantages it weighs: the batch's own, or,
+        with `prox_alpha`, the log-linear proximal policy and the corrected advantages."""
+        if micro.prox_alpha is None:
+            return micro.old_logprobs, micro.advantages, {}
+        proximal = loglinear_proximal(logprobs, micro.old_logprobs, micro.prox_alpha)
+        if self.correction is None:
+            return proximal, micro.advantages, {}
+        weights, over = correction_weights(proximal, micro.old_logprobs, micro.loss_mask,
+                                           self.correction)
+        stats = {"offpolicy/weight_mean": weights, f"offpolicy/{over_name(self.correction)}": over}
+        return proximal, micro.advantages * weights, stats
 
 
 @dataclass(frozen=True)

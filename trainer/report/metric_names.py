@@ -132,9 +132,12 @@ METRICS: dict[str, str] = {
     "dynamic_sampling/dropped_groups": "groups dropped because all their rewards were equal",
     "dynamic_sampling/kept_groups": "groups kept for training",
     "offpolicy/weight_mean": "mean behaviour -> proximal importance weight per trained token "
-                             "(loss.is_correction)",
+                             "(loss.is_correction; with old_logprobs loglinear, over every "
+                             "pass of the update)",
     "offpolicy/truncated_frac": "share of trained tokens whose weight was truncated at the cap",
     "offpolicy/masked_frac": "share of trained tokens dropped for a weight past the cap",
+    "offpolicy/alpha_mean": "mean log-linear proximal weight alpha = (W - v) / (W + 1 - v) per "
+                            "trained token (train.old_logprobs=loglinear; 0: all on-policy)",
     # the task-sampling stage (trainer/task_sampling, docs/task_sampling.md); a part is a task
     # kind; per rank, averaged over ranks
     "task_sampling/flat_share": "share of this step's examined groups whose episodes all scored "
