@@ -83,6 +83,14 @@ def summary_rows(records: list[dict]) -> list[tuple[str, str, str]]:
             else:
                 rows.append((f"{what} (excess wall time / requests)",
                              f"{r['overhead_ms_wall']:.2f} ms", ""))
+    if f := _fig(records, "async_training"):
+        for workload, label, target in (("tools", "heavy-tailed tools", ">= 2 at k >= 2"),
+                                        ("no_tools", "no tool latency", ">= 1")):
+            for r in f[workload][1:]:
+                if r["k"] in ("k=1 plain", "sync+recompute"):
+                    continue  # the contenders that separate the costs
+                rows.append((f"async training, {label}: sync / {r['k']} (time per iteration)",
+                             f"{r['sync/this']:.2f}x", target))
     if f := _fig(records, "memory"):
         for r in f["rows"]:
             if r["turns"] in (1, 16) and r["prompt"] == 128:
@@ -239,6 +247,16 @@ def server_note(f: dict) -> str:
         "the file on GPUs (not implemented here: no GPU to test it on).")
 
 
+def elsewhere(record: dict, notes: dict[str, Any]) -> str:
+    """' on <machine>' when `record` ran on another machine (or library versions) than `notes`."""
+    own = record.get("machine") or (record.get("figures") or {}).get("machine") or {}
+    keys = ("cpu", "cores", "torch", "transformers")
+    if not own or all(own.get(k) == notes.get(k) for k in keys):
+        return ""
+    return (f" on {own.get('cpu')}, {own.get('cores')} cores, torch {own.get('torch')}, "
+            f"transformers {own.get('transformers')}")
+
+
 def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, command: str,
                   total_s: float, quick: bool, date: str | None = None) -> None:
     """RESULTS.md: machine, summary of ratios, scaling note, each benchmark's command and table.
@@ -273,7 +291,7 @@ def write_results(path: Path, records: list[dict], notes: dict[str, Any], *, com
         lines.append(f"### {r['name']}")
         lines.append("")
         lines.append(f"`{r['command']}`" + (f" ({r['seconds']:.0f} s)" if "seconds" in r else "")
-                     + (f", rerun on {r['rerun']}" if r.get("rerun") else ""))
+                     + (f", rerun on {r['rerun']}{elsewhere(r, notes)}" if r.get("rerun") else ""))
         lines.append("")
         if "skipped" in r:
             lines.append(f"Skipped: {r['skipped']}.")

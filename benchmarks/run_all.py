@@ -91,7 +91,7 @@ def run_one(bench: Bench, *, quick: bool, folder: Path) -> dict:
     shown = f"{python.relative_to(ROOT) if python.is_relative_to(ROOT) else 'python'} -m " \
             f"benchmarks.{bench.module} " + " ".join(a for a in args if not a.startswith(str(folder)))
     shown = shown.replace(" --json", "").strip()
-    record = {"name": bench.name, "command": shown}
+    record = {"name": bench.name, "command": shown, "machine": machine()}
     if bench.vllm and not python.exists():
         return {**record, "skipped": "no .venv-vllm here (`make vllm-venv` builds it)"}
     print(f"== {bench.name}: {shown}", flush=True)
@@ -134,14 +134,15 @@ def main() -> None:
         records = [rerun.get(r["name"], r) for r in last["records"]]
         records += [r for name, r in rerun.items() if name not in kept]
         command, total, date = last["command"], last["total_s"], last["date"]
+        notes = last["machine"]  # the full run's machine; a rerun names its own if it differs
     else:
-        date = datetime.date.today().isoformat()
+        date, notes = datetime.date.today().isoformat(), machine()
         if args.only:
             command += f" --only {' '.join(args.only)}"
     if not args.quick:
         saved.write_text(json.dumps({"command": command, "total_s": total, "date": date,
-                                     "records": records}, indent=1) + "\n")
-    write_results(out, records, machine(), command=command, total_s=total, quick=args.quick,
+                                     "machine": notes, "records": records}, indent=1) + "\n")
+    write_results(out, records, notes, command=command, total_s=total, quick=args.quick,
                   date=date)
     print(f"wrote {args.out} after {elapsed / 60:.1f} min")
     if any("error" in r for r in records):

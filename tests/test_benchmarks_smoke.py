@@ -136,7 +136,7 @@ def test_run_all_only_replaces_just_the_rerun_records(tmp_path, monkeypatch):
     def fake_run(bench, *, quick, folder):
         calls.append(bench.name)
         return {"name": bench.name, "command": f"bench {bench.name}", "seconds": 1.0,
-                "table": f"{bench.name} table {len(calls)}"}
+                "table": f"{bench.name} table {len(calls)}", "machine": run_all.machine()}
 
     monkeypatch.setattr(run_all, "run_one", fake_run)
     monkeypatch.setattr(run_all, "machine", lambda: {"cpu": "test cpu", "cores": 2})
@@ -146,8 +146,11 @@ def test_run_all_only_replaces_just_the_rerun_records(tmp_path, monkeypatch):
     first = out.read_text()
     assert "comes from this one run" in first and "memory table" in first
     monkeypatch.setattr("sys.argv", ["run_all", "--out", str(out), "--only", "memory"])
+    monkeypatch.setattr(run_all, "machine", lambda: {"cpu": "other cpu", "cores": 4})
     run_all.main()
     merged = out.read_text()
+    assert "- CPU: test cpu, 2 cores" in merged  # the full run's machine heads the report...
+    assert ", rerun on " in merged and " on other cpu, 4 cores" in merged  # ...a rerun names its own
     n = len(run_all.BENCHES)
     assert calls[-1] == "memory" and len(calls) == n + 1
     assert f"memory table {n + 1}" in merged and f"memory table {calls.index('memory') + 1}" not in merged
