@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     eval_cmd.add_argument("--sampled", action="store_true",
                           help="sample at rollout.temperature instead of greedy decoding")
     eval_cmd.add_argument("--task-seed", type=int,
-                          help="seed of the task draw (default: the run's seed + 1, the tasks the "
-                               "training loop evaluates); one value gives every run the same tasks")
+                          help="seed of the task draw (default: eval.task_seed, else the run's "
+                               "seed + 1: the tasks the training loop evaluates); one value gives "
+                               "every run the same tasks")
     eval_cmd.add_argument("--policy", metavar="MODEL_DIR",
                           help="evaluate this model folder instead of the recipe's model or the "
                                "run's final policy (e.g. the SFT start: sft_policy in summary.json)")

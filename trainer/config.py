@@ -374,6 +374,13 @@ class EvalConfig(Section):
     tasks: int = Field(32, ge=0)  # 0: no evaluation
     every: int = Field(0, ge=0)  # also every N iterations; 0: only before and after training
     greedy: bool = True
+    # seed of the evaluation tasks' draw; null: the run's seed + 1. One value gives runs of
+    # every seed the same held-out tasks, so their scores compare task for task.
+    task_seed: int | None = None
+
+    def seed_for(self, run_seed: int) -> int:
+        """The seed the evaluation tasks are drawn with in a run of seed `run_seed`."""
+        return run_seed + 1 if self.task_seed is None else self.task_seed
 
 
 class WandbConfig(Section):

@@ -177,13 +177,14 @@ def run_eval(cfg: Config, *, policy: str | None, split: str | None = None,
              task_seed: int | None = None) -> dict[str, Any]:
     """Evaluate the recipe's model (or a run's `policy`) and write the JSON report.
 
-    The tasks are those the training loop evaluates (drawn with seed `cfg.seed + 1`) unless
-    `task_seed` draws others: one `task_seed` gives runs of different seeds a common task set.
+    The tasks are those the training loop evaluates (drawn with `eval.task_seed`, by default
+    the run's seed + 1) unless `task_seed` draws others: one `task_seed` gives runs of different
+    seeds a common task set.
     """
     return asyncio.run(_run_eval(cfg, policy, split or cfg.eval.split,
                                  cfg.eval.tasks if tasks is None else tasks, samples, sampled,
                                  out, source, echo,
-                                 cfg.seed + 1 if task_seed is None else task_seed))
+                                 cfg.eval.seed_for(cfg.seed) if task_seed is None else task_seed))
 
 
 async def _run_eval(cfg: Config, policy: str | None, split: str, n_tasks: int, samples: int,

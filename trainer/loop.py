@@ -125,7 +125,8 @@ async def _rl(cfg: Config, run: Run, start: ColdStart, checkpoint, world: World,
         if world.is_main:
             trim_metrics(log.metrics_path, first)
         echo(f"resumed from {checkpoint} at iteration {first}")
-    evaluation = Evaluation(run.basics.suite.tasks(cfg.eval.split, cfg.eval.tasks, cfg.seed + 1)
+    evaluation = Evaluation(run.basics.suite.tasks(cfg.eval.split, cfg.eval.tasks,
+                                                   cfg.eval.seed_for(cfg.seed))
                             if cfg.eval.tasks and world.is_main else [], eval_settings(cfg))
     eval_before = await evaluation.run(run.orchestrator, "eval-before") if checkpoint is None else {}
     if eval_before:

@@ -128,6 +128,31 @@ def test_task_seed_gives_runs_of_different_seeds_the_same_tasks(run_folder):
     common = task_ids("--task-seed", "1000")
     assert task_ids("--task-seed", "1000", "seed=7") == common
     assert common[1] == 1000 and common[0] != loop_tasks
+    # eval.task_seed in the recipe: the training loop's and turnwise eval's default draw
+    assert task_ids("eval.task_seed=1000", "seed=7") == common
+    assert task_ids("eval.task_seed=1000", "--task-seed", "5")[1] == 5  # the flag still wins
+
+
+def test_the_loop_evaluates_the_tasks_eval_task_seed_draws(tmp_path, monkeypatch):
+    """Runs of two seeds with one eval.task_seed draw their evaluation tasks alike."""
+    from turnwise.envs.household import HouseholdSuite
+    from turnwise.trainer.loop import train
+
+    draws = []
+    tasks = HouseholdSuite.tasks
+
+    def recorded(self, split, n, seed=0):
+        draws.append((split, n, seed))
+        return tasks(self, split, n, seed)
+
+    monkeypatch.setattr(HouseholdSuite, "tasks", recorded)
+    for seed in (0, 1):
+        cfg = load_recipe("household_grpo", [
+            "train.iterations=0", "sft.episodes=0", "eval.tasks=3", "eval.task_seed=1000",
+            f"seed={seed}", "log.quiet=true", "log.tensorboard=false", "log.plot_every=0",
+            f"log.dir={tmp_path}", f"log.run_name=s{seed}", "log.save_trajectories=0"])
+        train(cfg, echo=lambda *a: None)
+    assert [d for d in draws if d[0] == cfg.eval.split] == [(cfg.eval.split, 3, 1000)] * 2
 
 
 def test_policy_option_evaluates_another_model_folder(run_folder, tmp_path, tiny_path, capsys):
