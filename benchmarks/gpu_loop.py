@@ -124,7 +124,7 @@ def _gap_variants(cfg, base, backend, trajectories) -> Result:
                "ppo_start_abs_logratio": trained["rollout_logprob_diff"],
                "clipfrac": trained.get("clipfrac"),
                **{k: v for k, v in credited.metrics.items() if k.startswith("offpolicy/")}}
-        if recompute:
+        if proximal == "recompute":
             row.update(_gap_spread(credited.batch.old_logprobs, behaviour))
         result.figures["variants"].append(row)
         result.rows.append((label, _describe(row)))
