@@ -134,7 +134,9 @@ def main() -> None:
         records = [rerun.get(r["name"], r) for r in last["records"]]
         records += [r for name, r in rerun.items() if name not in kept]
         command, total, date = last["command"], last["total_s"], last["date"]
-        notes = last["machine"]  # the full run's machine; a rerun names its own if it differs
+        # the full run's machine (a file from before it was kept: this one); a rerun names its
+        # own where it differs
+        notes = last.get("machine") or machine()
     else:
         date, notes = datetime.date.today().isoformat(), machine()
         if args.only:
